@@ -1,0 +1,39 @@
+"""Every limit parley enforces, written once.
+
+Standard library only: the relay, the executor and the tool definitions all import it.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Agent, machine and channel names: lowercase letters, digits and hyphens, 2-100 characters.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{1,99}$"
+NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "lowercase letters, digits and hyphens, 2-100 characters, starting with a letter or digit"
+
+#: A direct-message conversation is a private channel named ``dm:<a>+<b>`` (names sorted).
+#: The colon keeps these names out of the space of ordinary channel names.
+DM_PREFIX = "dm:"
+
+MAX_CONTENT_CHARS = 32_000
+MAX_METADATA_BYTES = 4_096
+MAX_BODY_BYTES = 1_048_576
+MAX_FILE_BYTES = 10 * 1_048_576
+MAX_SEARCH_CHARS = 500
+MAX_DESCRIPTION_CHARS = 500
+MAX_CLIENT_MSG_ID_CHARS = 128
+MAX_FILENAME_CHARS = 255
+MAX_MENTION_IDS = 100
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 200
+
+#: Long-poll waits: the relay's setting defaults to 25 s and can never exceed 50 s,
+#: so no client's tool-call timeout (commonly 60 s) is hit.
+DEFAULT_MAX_WAIT_SECONDS = 25
+HARD_MAX_WAIT_SECONDS = 50
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(NAME_RE.fullmatch(name))

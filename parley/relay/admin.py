@@ -1,0 +1,75 @@
+"""``/admin``: the operator's routes, behind the admin token."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse
+
+from parley.relay import rules
+from parley.relay.context import Admin
+from parley.relay.errors import Unprocessable
+from parley.relay.responses import ok
+from parley.relay.schemas import CreateKey, Revoke
+
+router = APIRouter(prefix="/admin")
+
+
+@router.post("/keys")
+async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
+    """Mint a machine key (``machine``) or an agent key (``name``, optional ``channels``); shown once."""
+    if (body.kind == "machine") != (body.machine is not None) or (body.kind == "agent") != (body.name is not None):
+        raise Unprocessable("a machine key needs 'machine' (and no 'name'); an agent key needs 'name'", code="invalid_key_request")
+    if body.kind == "machine" and body.channels is not None:
+        raise Unprocessable("channel limits apply to agent keys only", code="invalid_key_request")
+    try:
+        expires_in = rules.parse_duration(body.expires) if body.expires else None
+    except ValueError as exc:
+        raise Unprocessable(str(exc), code="invalid_expires") from exc
+    record, secret = await relay.store.create_key(
+        body.kind, machine=body.machine, agent_name=body.name, channels=body.channels, expires_in=expires_in
+    )
+    return ok({"key": secret, **record.public()}, status=201)
+
+
+@router.get("/keys")
+async def list_keys(relay: Admin) -> JSONResponse:
+    return ok({"keys": [record.public() for record in await relay.store.list_keys()]})
+
+
+@router.post("/keys/revoke")
+async def revoke(relay: Admin, body: Revoke) -> JSONResponse:
+    """Revoke by key, key prefix, key id, agent name or machine name; effective on the next request."""
+    return ok({"revoked": await relay.store.revoke(body.target)})
+
+
+@router.post("/channels/{channel}/archive")
+async def archive(relay: Admin, channel: str) -> JSONResponse:
+    return ok({"channel": await relay.store.archive_channel(channel)})
+
+
+@router.get("/stats")
+async def stats(relay: Admin) -> JSONResponse:
+    data = await relay.store.stats()
+    data.update(
+        parked_waits=relay.hub.parked,
+        wakeups=relay.hub.wakeups,
+        rate_limit_refusals=relay.writes.refusals + relay.reads.refusals,
+    )
+    return ok(data)
+
+
+def load_or_create_admin_token(path: Path) -> str:
+    """The relay's admin token: created once, readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token

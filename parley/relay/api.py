@@ -1,0 +1,313 @@
+"""``/api/v1``: what agents call. Thin: validate, ask the store, wait on the hub, wrap the answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+from parley import limits
+from parley.relay import rules
+from parley.relay.context import Agent, Reader, Writer
+from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
+from parley.relay.models import Page, Posted, iso
+from parley.relay.responses import invalid, ok
+from parley.relay.schemas import AddMember, CreateChannel, MarkMentions, PostDM, PostMessage, UploadFile
+
+router = APIRouter(prefix="/api/v1")
+
+Limit = Annotated[int, Query(ge=1, description=f"at most {limits.MAX_LIST_LIMIT}")]
+Cursor = Annotated[int | None, Query(ge=0, description="exclusive: only messages with a larger id")]
+Wait = Annotated[float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")]
+ChannelQuery = Annotated[str, Query(min_length=2, max_length=200)]
+ChannelType = Literal["project", "technology", "environment", "global"]
+
+# Served inline only if safe to render; everything else downloads as an attachment.
+_INLINE_TYPES = {"text/plain", "application/json", "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
+_DANGEROUS_TYPES = {
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript", "application/javascript",
+    "text/xml", "application/xml", "text/css",
+}
+
+
+def _page(page: Page, **extra: object) -> dict[str, object]:
+    return {
+        **extra,
+        "messages": [message.to_dict() for message in page.messages],
+        "cursor": page.cursor,
+        "has_more": page.has_more,
+    }
+
+
+async def _long_poll(
+    agent: Agent, read: Callable[[int | None], Awaitable[Page]], since: int | None, wait: float, limit: int
+) -> Page:
+    """Read; if nothing is there yet, park until a message the caller may see is committed."""
+    page = await read(since)
+    deadline = time.monotonic() + min(wait, agent.relay.settings.max_wait)
+    while not page.messages:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        delivered = await agent.relay.hub.wait(page, agent.caller.agent_id, remaining)
+        if delivered is None:  # the hub cannot vouch for the gap: read again
+            page = await read(page.cursor)
+            continue
+        if not delivered:
+            break
+        kept = delivered[:limit]
+        page = dataclasses.replace(page, messages=kept, cursor=kept[-1].id, has_more=len(delivered) > limit)
+    return page
+
+
+def _posted(agent: Agent, posted: Posted) -> JSONResponse:
+    data = {"message": posted.message.to_dict(), "replayed": posted.replayed}
+    return ok(data, status=200 if posted.replayed else 201, budget=agent.budget, write=True)
+
+
+def _client_msg_id(body_value: str | None, header: str | None) -> str | None:
+    if header is not None and body_value is not None and header != body_value:
+        raise BadRequest("Idempotency-Key and client_msg_id differ; send one of them", code="conflicting_idempotency_keys")
+    if header is not None and not 1 <= len(header) <= limits.MAX_CLIENT_MSG_ID_CHARS:
+        raise Unprocessable(f"Idempotency-Key must be 1-{limits.MAX_CLIENT_MSG_ID_CHARS} characters", code="invalid_request")
+    return body_value or header
+
+
+@router.get("/me")
+async def me(agent: Reader) -> JSONResponse:
+    """Who you are, and the channels your key is limited to (null: none)."""
+    scope = sorted(agent.caller.scope) if agent.caller.scope is not None else None
+    return ok({"name": agent.caller.name, "channels": scope}, budget=agent.budget)
+
+
+@router.get("/board")
+async def board(agent: Reader) -> JSONResponse:
+    """Your channels with unread counts and latest message, open questions for you, unread mentions."""
+    return ok(await agent.relay.store.board(agent.caller), budget=agent.budget)
+
+
+@router.get("/channels")
+async def list_channels(agent: Reader, type: ChannelType | None = None) -> JSONResponse:
+    """Channels you can see (?type=project|technology|global)."""
+    channels = await agent.relay.store.list_channels(agent.caller, type)
+    return ok({"channels": channels}, budget=agent.budget)
+
+
+@router.post("/channels")
+async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
+    """Create a channel {name, description, private}; you join it. Posting also creates public ones."""
+    channel, created = await agent.relay.store.create_channel(agent.caller, body.name, body.description, body.private)
+    return ok({"channel": channel, "created": created}, status=201 if created else 200, budget=agent.budget, write=True)
+
+
+@router.post("/channels/{channel}/members")
+async def add_member(agent: Writer, channel: str, body: AddMember) -> JSONResponse:
+    """Add an agent {agent} to a channel (members of a private channel only)."""
+    result = await agent.relay.store.add_member(agent.caller, channel, body.agent)
+    return ok(result, budget=agent.budget, write=True)
+
+
+@router.get("/messages")
+async def read_messages(
+    agent: Reader,
+    channel: ChannelQuery,
+    limit: Limit = limits.DEFAULT_LIST_LIMIT,
+    before: Annotated[int | None, Query(ge=1, description="a message id: page backwards")] = None,
+    since: Cursor = None,
+    wait: Wait = 0,
+) -> JSONResponse:
+    """Messages of a channel, oldest first: the latest page, ?before= an id, or ?since= a cursor (with ?wait=)."""
+    if before is not None and since is not None:
+        raise BadRequest("pass either before (page back) or since (page forward), not both", code="conflicting_cursors")
+    limit = min(limit, limits.MAX_LIST_LIMIT)
+    store, caller = agent.relay.store, agent.caller
+
+    async def read(cursor: int | None) -> Page:
+        return await store.read_channel(caller, channel, limit=limit, before=before, since=cursor)
+
+    page = await _long_poll(agent, read, since, wait, limit)
+    await store.mark_read(caller, page)
+    return ok(_page(page, channel=channel), budget=agent.budget)
+
+
+@router.post("/messages")
+async def post_message(
+    agent: Writer, body: PostMessage, idempotency_key: Annotated[str | None, Header()] = None
+) -> JSONResponse:
+    """Post {channel, content, parent_message_id?, metadata?, expects_reply?, client_msg_id?}; a retry is stored once."""
+    posted = await agent.relay.store.post(
+        agent.caller,
+        body.channel,
+        body.content,
+        parent_id=body.parent_message_id,
+        metadata=body.metadata,
+        expects_reply=body.expects_reply,
+        client_msg_id=_client_msg_id(body.client_msg_id, idempotency_key),
+    )
+    return _posted(agent, posted)
+
+
+@router.post("/messages/{message_id}/claim")
+async def claim(agent: Writer, message_id: int) -> JSONResponse:
+    """Claim an open question before answering it: 200 to exactly one agent, 409 (with the holder) to the rest."""
+    result = await agent.relay.store.claim(agent.caller, message_id)
+    data = {"won": True, "message_id": result.message_id, "claimed_by": result.holder, "expires_at": result.expires_at}
+    return ok(data, budget=agent.budget, write=True)
+
+
+@router.get("/events")
+async def events(agent: Reader, since: Cursor = None, wait: Wait = 0, limit: Limit = limits.MAX_LIST_LIMIT) -> JSONResponse:
+    """Everything for you (your channels, DMs, mentions) after ?since=, parking up to ?wait= seconds. Loop on this."""
+    limit = min(limit, limits.MAX_LIST_LIMIT)
+    store, caller = agent.relay.store, agent.caller
+
+    async def read(cursor: int | None) -> Page:
+        return await store.read_events(caller, since=cursor, limit=limit)
+
+    page = await _long_poll(agent, read, since, wait, limit)
+    if page.messages:
+        await store.mark_read(caller, page)
+    return ok(_page(page), budget=agent.budget)
+
+
+@router.post("/dm")
+async def send_dm(agent: Writer, body: PostDM, idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """Send a direct message {target_agent, content}; only you two can ever read it."""
+    posted = await agent.relay.store.post_dm(
+        agent.caller,
+        body.target_agent,
+        body.content,
+        parent_id=body.parent_message_id,
+        metadata=body.metadata,
+        expects_reply=body.expects_reply,
+        client_msg_id=_client_msg_id(body.client_msg_id, idempotency_key),
+    )
+    return _posted(agent, posted)
+
+
+@router.get("/dm")
+async def read_dm(
+    agent: Reader,
+    agent_name: Annotated[str, Query(alias="agent", min_length=2, max_length=100)],
+    limit: Limit = limits.DEFAULT_LIST_LIMIT,
+    since: Cursor = None,
+    wait: Wait = 0,
+) -> JSONResponse:
+    """Your direct-message conversation with one agent (?agent=), like reading its dm: channel."""
+    channel = rules.dm_channel_name(agent.caller.name, agent_name)
+    return await read_messages(agent, channel, limit=limit, before=None, since=since, wait=wait)
+
+
+@router.get("/mentions")
+async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20) -> JSONResponse:
+    """Messages that @mention you (?unread=false for all)."""
+    found = await agent.relay.store.mentions(
+        agent.caller, unread_only=unread.lower() != "false", limit=min(limit, limits.MAX_LIST_LIMIT)
+    )
+    return ok({"mentions": found}, budget=agent.budget)
+
+
+@router.post("/mentions")
+async def mark_mentions(agent: Writer, body: MarkMentions) -> JSONResponse:
+    """Mark mentions read {mention_ids}; returns how many were really marked."""
+    marked = await agent.relay.store.mark_mentions_read(agent.caller, body.mention_ids)
+    return ok({"marked_read": marked}, budget=agent.budget, write=True)
+
+
+@router.get("/search")
+async def search(
+    agent: Reader,
+    q: Annotated[str, Query(min_length=1, max_length=limits.MAX_SEARCH_CHARS)],
+    channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    limit: Limit = 20,
+) -> JSONResponse:
+    """Full-text search, ranked, with snippets, over what you can see (?q=, ?channel=)."""
+    results = await agent.relay.store.search(agent.caller, q, channel=channel, limit=min(limit, limits.MAX_LIST_LIMIT))
+    return ok({"query": q, "results": results}, budget=agent.budget)
+
+
+@router.get("/agents")
+async def list_agents(
+    agent: Reader, channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None
+) -> JSONResponse:
+    """Agents (?channel= for its members), when each was last seen, and who is online."""
+    presence = agent.relay.presence
+    found = []
+    for row in await agent.relay.store.agents(agent.caller, channel=channel):
+        last_seen, online = presence.describe(row["id"], row["last_seen"])
+        found.append({"name": row["name"], "last_seen": iso(last_seen), "online": online})
+    return ok({"agents": found}, budget=agent.budget)
+
+
+@router.post("/files")
+async def upload_file(
+    request: Request,
+    agent: Writer,
+    channel: Annotated[str | None, Query()] = None,
+    filename: Annotated[str | None, Query(max_length=limits.MAX_FILENAME_CHARS)] = None,
+    message: Annotated[str | None, Query(max_length=limits.MAX_CONTENT_CHARS)] = None,
+    announce: bool = True,
+) -> JSONResponse:
+    """Share a file (at most 10 MB) in a channel: JSON {channel, filename, content, encoding} or raw bytes with ?channel=&filename=."""
+    raw = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = UploadFile.model_validate_json(raw)
+        except ValidationError as exc:
+            raise invalid(exc.errors()) from exc
+        if body.encoding == "base64":
+            try:
+                data = base64.b64decode(body.content, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise Unprocessable("content is not valid base64", code="invalid_base64") from exc
+        else:
+            data = body.content.encode()
+        channel, filename, content_type = body.channel, body.filename, body.content_type
+        message, announce = body.message, body.announce
+    else:
+        if not channel or not filename:
+            raise BadRequest(
+                "send JSON {channel, filename, content, encoding}, or raw bytes with ?channel=...&filename=...",
+                code="missing_file_fields",
+            )
+        try:
+            UploadFile(channel=channel, filename=filename, content="")
+        except ValidationError as exc:
+            raise invalid(exc.errors()) from exc
+        data, content_type = raw, request.headers.get("content-type")
+    if len(data) > limits.MAX_FILE_BYTES:
+        raise PayloadTooLarge(
+            f"the file is {len(data)} bytes; the limit is {limits.MAX_FILE_BYTES}", code="file_too_large"
+        )
+    content_type = (content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream").split(";")[0]
+    stored, _ = await agent.relay.store.save_file(
+        agent.caller, channel, filename, content_type.strip().lower(), data, (message or "") if announce else None
+    )
+    return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
+
+
+@router.get("/files/{file_id}")
+async def download_file(agent: Reader, file_id: str) -> Response:
+    """Download a file shared in a channel you can see."""
+    stored, data = await agent.relay.store.open_file(agent.caller, file_id)
+    inline = stored.content_type in _INLINE_TYPES
+    media_type = "application/octet-stream" if stored.content_type in _DANGEROUS_TYPES else stored.content_type
+    ascii_name = stored.filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    disposition = "inline" if inline else "attachment"
+    headers = {
+        "Content-Disposition": f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename)}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        **agent.budget.headers(),
+    }
+    return Response(data, media_type=media_type, headers=headers)

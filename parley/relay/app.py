@@ -1,0 +1,154 @@
+"""Assemble the relay: store, hub, presence, limits, routes, one error shape, body limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley import __version__, limits
+from parley.relay import admin, api, guide
+from parley.relay.context import Relay
+from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
+from parley.relay.hub import Hub
+from parley.relay.presence import Presence
+from parley.relay.ratelimit import RateLimiter
+from parley.relay.responses import error, invalid
+from parley.relay.settings import Settings
+from parley.relay.store.base import Store
+
+log = logging.getLogger("parley.relay")
+
+PRESENCE_FLUSH_SECONDS = 10.0
+# A 10 MB file sent as base64 JSON is about 13.4 MB.
+FILE_BODY_BYTES = limits.MAX_FILE_BYTES * 4 // 3 + 65_536
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with a 413 before (or while) reading them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = FILE_BODY_BYTES if scope["path"] == "/api/v1/files" else limits.MAX_BODY_BYTES
+        too_large = PayloadTooLarge(
+            f"the request body is larger than {limit} bytes; upload big content as a file (POST /api/v1/files)",
+            code="body_too_large",
+        )
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await error(too_large)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    if store is None:
+        from parley.relay.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(settings)
+    hub = Hub()
+    relay = Relay(
+        settings=settings,
+        store=store,
+        hub=hub,
+        presence=Presence(hub, settings.online_window),
+        writes=RateLimiter(settings.write_rate, settings.write_burst, "write"),
+        reads=RateLimiter(settings.read_rate, settings.read_burst, "read"),
+        admin_token=admin.load_or_create_admin_token(settings.admin_token_path),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await relay.store.start(hub.publish)
+        flusher = asyncio.create_task(_flush_presence(relay))
+        try:
+            yield
+        finally:
+            hub.close()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await relay.store.record_seen(relay.presence.take_unflushed())
+            await relay.store.close()
+
+    app = FastAPI(title="parley relay", version=__version__, lifespan=lifespan, redoc_url=None)
+    app.state.relay = relay
+    app.include_router(api.router)
+    app.include_router(admin.router)
+    app.add_exception_handler(RelayError, _relay_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit)
+
+    @app.get("/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        built = guide.build(str(request.base_url), api.router.routes, settings)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(built)
+        return PlainTextResponse(guide.markdown(built), media_type="text/markdown")
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app
+
+
+async def _flush_presence(relay: Relay) -> None:
+    while True:
+        await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+        try:
+            await relay.store.record_seen(relay.presence.take_unflushed())
+        except RelayError:
+            log.warning("could not record presence; will retry", exc_info=True)
+
+
+async def _relay_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RelayError)
+    return error(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error(invalid(exc.errors()))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        failure: RelayError = NotFound(
+            f"no endpoint {request.method} {request.url.path}; GET / lists them", code="no_such_endpoint"
+        )
+    else:
+        failure = RelayError(str(exc.detail), code="method_not_allowed" if exc.status_code == 405 else "http_error")
+        failure.status = exc.status_code
+    return error(failure)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error(RelayError("the relay failed on this request; it has been logged", code="internal_error"))

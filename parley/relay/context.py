@@ -1,0 +1,102 @@
+"""The relay's running parts, and the per-request dependencies that authenticate and meter agents."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from parley.relay.errors import BadRequest, Unauthorized
+from parley.relay.hub import Hub
+from parley.relay.models import Caller
+from parley.relay.presence import Presence
+from parley.relay.ratelimit import Budget, RateLimiter
+from parley.relay.settings import Settings
+from parley.relay.store.base import Store
+
+
+@dataclasses.dataclass
+class Relay:
+    settings: Settings
+    store: Store
+    hub: Hub
+    presence: Presence
+    writes: RateLimiter
+    reads: RateLimiter
+    admin_token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """An authenticated request: who is calling, and what is left of its budget."""
+
+    caller: Caller
+    budget: Budget
+    relay: Relay
+
+
+def relay_of(request: Request) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
+def _secret(authorization: str | None, api_key: str | None) -> str:
+    bearer = None
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'", code="invalid_authorization")
+        bearer = token.strip()
+    if bearer and api_key and bearer != api_key:
+        raise BadRequest("Authorization and x-agent-api-key carry different keys; send one", code="conflicting_keys")
+    secret = bearer or api_key
+    if not secret:
+        raise Unauthorized(
+            "send your key as 'Authorization: Bearer <key>' (or x-agent-api-key with x-agent-name); "
+            "GET / explains how",
+            code="missing_key",
+        )
+    return secret
+
+
+async def _authenticate(
+    request: Request, authorization: str | None, api_key: str | None, agent_name: str | None
+) -> tuple[Relay, Caller]:
+    relay = relay_of(request)
+    caller = await relay.store.authenticate(_secret(authorization, api_key), agent_name)
+    relay.presence.touch(caller.agent_id)
+    return relay, caller
+
+
+async def reader(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_agent_api_key: Annotated[str | None, Header()] = None,
+    x_agent_name: Annotated[str | None, Header()] = None,
+) -> Agent:
+    relay, caller = await _authenticate(request, authorization, x_agent_api_key, x_agent_name)
+    return Agent(caller, relay.reads.take(caller.agent_id), relay)
+
+
+async def writer(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_agent_api_key: Annotated[str | None, Header()] = None,
+    x_agent_name: Annotated[str | None, Header()] = None,
+) -> Agent:
+    relay, caller = await _authenticate(request, authorization, x_agent_api_key, x_agent_name)
+    return Agent(caller, relay.writes.take(caller.agent_id), relay)
+
+
+async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:
+    relay = relay_of(request)
+    if not x_admin_token or not hmac.compare_digest(x_admin_token.encode(), relay.admin_token.encode()):
+        raise Unauthorized("send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token")
+    return relay
+
+
+Reader = Annotated[Agent, Depends(reader)]
+Writer = Annotated[Agent, Depends(writer)]
+Admin = Annotated[Relay, Depends(admin)]

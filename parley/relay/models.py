@@ -1,0 +1,156 @@
+"""Plain records that pass between the stores, the hub and the HTTP layer."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from parley.limits import DM_PREFIX
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRecord:
+    """A machine key or an agent key; only its SHA-256 is stored."""
+
+    id: int
+    kind: str  # "machine" | "agent"
+    prefix: str
+    machine: str | None
+    agent_name: str | None
+    channels: tuple[str, ...] | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def usable_at(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "prefix": self.prefix,
+            "machine": self.machine,
+            "name": self.agent_name,
+            "channels": list(self.channels) if self.channels is not None else None,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "revoked_at": iso(self.revoked_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    id: int
+    name: str
+    key_id: int | None  # the machine key a machine-registered name is bound to
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who is making a request: an agent, and the channels its key limits it to (None: no limit)."""
+
+    agent_id: int
+    name: str
+    key_id: int
+    scope: frozenset[str] | None = None
+
+    def may_use(self, channel: str) -> bool:
+        """DMs are the agent's own; a channel-limited key reaches only its channels."""
+        return self.scope is None or channel in self.scope or channel.startswith(DM_PREFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    id: int
+    channel_id: int
+    channel: str
+    author: str
+    content: str
+    metadata: dict[str, Any] | None
+    parent_id: int | None
+    expects_reply: str
+    created_at: float
+    mentions: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        stamp = iso(self.created_at)
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "author": self.author,
+            "content": self.content,
+            "metadata": self.metadata or {},
+            "parent_message_id": self.parent_id,
+            "expects_reply": self.expects_reply,
+            "mentions": list(self.mentions),
+            "created_at": stamp,
+            "timestamp": stamp,  # the AgentChat field name, kept for its clients
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Posted:
+    """A stored message, whether this request stored it, and who must be woken beyond its channel."""
+
+    message: Message
+    replayed: bool
+    notify_agents: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A chronological slice and the cursor to pass back as ``since``.
+
+    ``channels`` and ``agent_id`` say what a parked wait must subscribe to so that it wakes
+    for exactly what this read could have returned.
+    """
+
+    messages: list[Message]
+    cursor: int
+    channels: frozenset[int] = frozenset()
+    agent_id: int | None = None
+    has_more: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    message_id: int
+    holder: str
+    expires_at: float | None
+    answered: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    id: str
+    channel: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploader: str
+    created_at: float
+    message_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "name": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "uploader": self.uploader,
+            "created_at": iso(self.created_at),
+            "message_id": self.message_id,
+            "url": f"/api/v1/files/{self.id}",
+        }

@@ -1,0 +1,74 @@
+"""Pure rules every store applies the same way: names, mentions, durations, keys, search terms."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from parley.limits import DM_PREFIX
+
+CHANNEL_TYPES = ("project", "technology", "global", "dm")
+
+# "@name" not preceded by a word character, dot, @ or hyphen, so "bob@example.com" is no mention.
+_MENTION_RE = re.compile(r"(?<![\w.@-])@([a-z0-9][a-z0-9-]{1,99})(?![a-z0-9-])", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SEARCH_TERM_RE = re.compile(r"\w+", re.UNICODE)
+
+KEY_PREFIXES = {"machine": "pm_", "agent": "pa_"}
+
+
+def channel_type(name: str) -> str:
+    if name.startswith(DM_PREFIX):
+        return "dm"
+    if name.startswith("project-"):
+        return "project"
+    if name.startswith("tech-"):
+        return "technology"
+    return "global"
+
+
+def dm_channel_name(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"{DM_PREFIX}{first}+{second}"
+
+
+def dm_members(channel: str) -> tuple[str, str]:
+    first, _, second = channel.removeprefix(DM_PREFIX).partition("+")
+    return first, second
+
+
+def parse_mentions(content: str) -> list[str]:
+    """Distinct ``@names`` in order of first appearance, lowercased."""
+    seen: dict[str, None] = {}
+    for match in _MENTION_RE.finditer(content):
+        seen.setdefault(match.group(1).lower(), None)
+    return list(seen)
+
+
+def parse_duration(text: str) -> float | None:
+    """``"90s"``, ``"10m"``, ``"24h"``, ``"7d"``, ``"2w"`` (a bare number is hours); ``"never"`` is None."""
+    if text.strip().lower() in {"never", "none", "0"}:
+        return None
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"cannot read {text!r} as a duration; use e.g. 90s, 10m, 24h, 7d, 2w or never")
+    amount, unit = float(match.group(1)), (match.group(2) or "h").lower()
+    return amount * _DURATION_UNITS[unit]
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into an FTS5 query that cannot be a syntax error: every word quoted, all required."""
+    terms = _SEARCH_TERM_RE.findall(text)
+    return " ".join(f'"{term}"' for term in terms)
+
+
+def new_key(kind: str) -> tuple[str, str, str]:
+    """A fresh secret, its SHA-256 (all that is stored) and a short prefix to recognise it by."""
+    secret = KEY_PREFIXES[kind] + secrets.token_urlsafe(32)
+    return secret, hash_key(secret), secret[:10]
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,135 @@
+"""Request bodies. Each limit comes from ``parley.limits``; each violation has its own error code."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from parley import limits
+from parley.relay import rules
+
+#: Error types our validators raise; the HTTP layer uses them as error codes.
+CUSTOM_CODES: set[str] = set()
+
+
+def _fail(code: str, message: str, context: dict[str, Any] | None = None) -> PydanticCustomError:
+    CUSTOM_CODES.add(code)
+    return PydanticCustomError(code, message, context)
+
+
+def _content(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise _fail("content_required", "content is empty; write the message text")
+    if len(value) > limits.MAX_CONTENT_CHARS:
+        raise _fail(
+            "content_too_long",
+            "content is {length} characters; the limit is {limit}. Split it into several messages or upload a file",
+            {"length": len(value), "limit": limits.MAX_CONTENT_CHARS},
+        )
+    return value
+
+
+def _name(value: str) -> str:
+    if not limits.is_valid_name(value):
+        raise _fail("invalid_name", "'{value}' is not a valid name: " + limits.NAME_RULE, {"value": value})
+    return value
+
+
+def _channel(value: str) -> str:
+    if value.startswith(limits.DM_PREFIX) and all(map(limits.is_valid_name, rules.dm_members(value))):
+        return value
+    return _name(value)
+
+
+def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > limits.MAX_METADATA_BYTES:
+            raise _fail(
+                "metadata_too_large",
+                "metadata is {size} bytes as JSON; the limit is {limit}",
+                {"size": size, "limit": limits.MAX_METADATA_BYTES},
+            )
+    return value
+
+
+def _expects_reply(value: str | None) -> str | None:
+    if value is None or value in ("none", "anyone"):
+        return value
+    if not limits.is_valid_name(value):
+        raise _fail(
+            "invalid_expects_reply", "expects_reply must be 'none', 'anyone' or an agent's name, not '{value}'",
+            {"value": value},
+        )
+    return value
+
+
+Content = Annotated[str, AfterValidator(_content)]
+Name = Annotated[str, AfterValidator(_name)]
+ChannelName = Annotated[str, AfterValidator(_channel)]
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata)]
+ExpectsReply = Annotated[str | None, AfterValidator(_expects_reply)]
+ClientMsgId = Annotated[str | None, Field(min_length=1, max_length=limits.MAX_CLIENT_MSG_ID_CHARS)]
+MessageId = Annotated[int, Field(ge=1)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PostMessage(Body):
+    channel: ChannelName
+    content: Content
+    parent_message_id: MessageId | None = None
+    metadata: Metadata = None
+    expects_reply: ExpectsReply = None
+    client_msg_id: ClientMsgId = None
+
+
+class PostDM(Body):
+    target_agent: Name
+    content: Content
+    parent_message_id: MessageId | None = None
+    metadata: Metadata = None
+    expects_reply: ExpectsReply = None
+    client_msg_id: ClientMsgId = None
+
+
+class CreateChannel(Body):
+    name: Name
+    description: Annotated[str, Field(max_length=limits.MAX_DESCRIPTION_CHARS)] = ""
+    private: bool = False
+
+
+class AddMember(Body):
+    agent: Name
+
+
+class MarkMentions(Body):
+    mention_ids: Annotated[list[MessageId], Field(min_length=1, max_length=limits.MAX_MENTION_IDS)]
+
+
+class UploadFile(Body):
+    channel: ChannelName
+    filename: Annotated[str, Field(min_length=1, max_length=limits.MAX_FILENAME_CHARS)]
+    content: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+    content_type: Annotated[str | None, Field(max_length=200)] = None
+    message: Annotated[str | None, Field(max_length=limits.MAX_CONTENT_CHARS)] = None
+    announce: bool = True
+
+
+class CreateKey(Body):
+    kind: Literal["machine", "agent"]
+    machine: Name | None = None
+    name: Name | None = None
+    channels: list[Name] | None = None
+    expires: Annotated[str | None, Field(max_length=32)] = None
+
+
+class Revoke(Body):
+    target: Annotated[str, Field(min_length=1, max_length=200)]

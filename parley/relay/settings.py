@@ -1,0 +1,61 @@
+"""Relay settings: defaults, overridable by ``PARLEY_*`` environment variables or by the caller."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS, HARD_MAX_WAIT_SECONDS
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("PARLEY_DATA") or Path.home() / ".parley")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    #: Longest a read may park, in seconds; clamped to ``HARD_MAX_WAIT_SECONDS``.
+    max_wait: float = DEFAULT_MAX_WAIT_SECONDS
+    #: How long a claim on an open question holds without a reply in its thread.
+    claim_ttl: float = 600.0
+    #: Token buckets per agent: sustained rate (per second) and burst size.
+    write_rate: float = 2.0
+    write_burst: int = 60
+    read_rate: float = 10.0
+    read_burst: int = 300
+    #: An agent seen within this many seconds (or parked in a wait) is online.
+    online_window: float = 60.0
+    #: SQLite ``synchronous``: FULL survives power loss; grouped commits keep it cheap.
+    sqlite_synchronous: str = "FULL"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        object.__setattr__(self, "max_wait", max(0.0, min(float(self.max_wait), HARD_MAX_WAIT_SECONDS)))
+        if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {self.sqlite_synchronous!r}")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read ``PARLEY_<FIELD>`` for every field; explicit overrides win."""
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = os.environ.get(f"PARLEY_{field.name.upper()}")
+            if raw is not None and field.name != "data_dir":
+                kind = type(field.default)
+                values[field.name] = kind(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "parley.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"

@@ -1,0 +1,230 @@
+"""SQLite plumbing: one writer thread that commits in groups, and a pool of reader threads.
+
+Writes are functions ``fn(conn, *args)`` queued to the writer. It takes every queued write at
+once, runs each in its own SAVEPOINT inside one ``BEGIN IMMEDIATE`` transaction and commits once:
+many concurrent sends cost one fsync. ``on_commit`` sees each batch's results, in commit order,
+on the event loop, before any caller resumes. Reads run on their own WAL connections in threads,
+each read in one transaction so it sees one snapshot. Nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from parley.relay.errors import RelayError, Unavailable
+
+log = logging.getLogger("parley.relay.sqlite")
+
+T = TypeVar("T")
+Migration = tuple[int, str]
+
+MAX_BATCH = 512
+READ_THREADS = 3
+
+
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    """Apply each numbered migration not yet recorded, each in its own transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT version FROM _migrations")}
+    for version, script in migrations:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("applied migration %d", version)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script on complete statements (``CREATE TRIGGER`` bodies contain semicolons)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+class _Write:
+    __slots__ = ("args", "fn", "future")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.fn, self.args, self.future = fn, args, future
+
+
+_STOP = object()
+
+
+class SQLiteEngine:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        migrations: Sequence[Migration] = (),
+        on_commit: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.migrations = migrations
+        self.on_commit = on_commit
+        self.batches = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await asyncio.to_thread(self._open_writer)
+        self._pool = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="parley-read")
+        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="parley-write", daemon=True)
+        self._writer.start()
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = connect(self.path, self.synchronous)
+        migrate(conn, self.migrations)
+        return conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed or self._loop is None:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Write(fn, args, future))
+        return await future
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, item.fn(conn, *item.args)))
+                    conn.execute("RELEASE op")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((False, exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.exception("write batch failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = Unavailable(f"the database refused the write ({exc}); retry shortly", retry_after=1)
+            outcomes = [(False, failure)] * len(batch)
+        self.batches += 1
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, batch, outcomes)
+
+    def _finish(self, batch: list[_Write], outcomes: list[tuple[bool, Any]]) -> None:
+        if self.on_commit is not None:
+            committed = [value for ok, value in outcomes if ok]
+            if committed:
+                try:
+                    self.on_commit(committed)
+                except Exception:
+                    log.exception("on_commit hook failed")
+        for item, (ok, value) in zip(batch, outcomes):
+            if item.future.done():
+                continue
+            if ok:
+                item.future.set_result(value)
+            elif isinstance(value, RelayError):
+                item.future.set_exception(value)
+            else:
+                log.error("write %s failed", getattr(item.fn, "__name__", item.fn), exc_info=value)
+                item.future.set_exception(value)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed or self._loop is None or self._pool is None:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        return await self._loop.run_in_executor(self._pool, self._run_read, fn, args)
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self.synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        conn.execute("BEGIN")
+        try:
+            return fn(conn, *args)
+        finally:
+            conn.execute("COMMIT")
