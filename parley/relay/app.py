@@ -139,6 +139,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, RelayError):  # raised while FastAPI read the body (BodyLimit)
+        return error(exc.__cause__)
     if exc.status_code == 404:
         failure: RelayError = NotFound(
             f"no endpoint {request.method} {request.url.path}; GET / lists them", code="no_such_endpoint"
