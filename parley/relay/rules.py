@@ -15,6 +15,7 @@ _MENTION_RE = re.compile(r"(?<![\w.@-])@([a-z0-9][a-z0-9-]{1,99})(?![a-z0-9-])",
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SEARCH_TERM_RE = re.compile(r"\w+", re.UNICODE)
+_SEARCH_PART_RE = re.compile(r'-?"[^"]*"|\S+')
 
 KEY_PREFIXES = {"machine": "pm_", "agent": "pa_"}
 
@@ -59,9 +60,31 @@ def parse_duration(text: str) -> float | None:
 
 
 def fts_query(text: str) -> str:
-    """Turn free text into an FTS5 query that cannot be a syntax error: every word quoted, all required."""
-    terms = _SEARCH_TERM_RE.findall(text)
-    return " ".join(f'"{term}"' for term in terms)
+    """Web-search syntax to an FTS5 query that cannot be a syntax error.
+
+    Words are all required; ``"a phrase"`` matches in order; ``OR`` between terms; ``-word`` excludes.
+    Everything else (brackets, stray quotes, FTS5 keywords) is treated as plain words or dropped.
+    """
+    out: list[str] = []
+    for part in _SEARCH_PART_RE.findall(text):
+        if part == "OR":
+            if out and out[-1] != "OR":
+                out.append("OR")
+            continue
+        if part == "AND":
+            continue
+        words = _SEARCH_TERM_RE.findall(part)
+        if not words:
+            continue
+        term = '"' + " ".join(words) + '"'
+        if part.startswith("-") and len(part) > 1:
+            if out and out[-1] != "OR":
+                out.append(f"NOT {term}")
+            continue
+        out.append(term)
+    while out and out[-1] == "OR":
+        out.pop()
+    return " ".join(out)
 
 
 def new_key(kind: str) -> tuple[str, str, str]:

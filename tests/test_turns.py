@@ -1,0 +1,122 @@
+"""Taking turns: claims on open questions, lapses, answers in threads, mentions."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+
+from conftest import Relay, assert_error, data, eventually, unique
+
+
+def test_exactly_one_of_fifty_concurrent_claims_wins(relay: Relay) -> None:
+    asker = relay.agent()
+    channel = unique("c")
+    question = asker.post(channel, "who can review PR 12?", expects_reply="anyone")
+    claimers = [relay.agent() for _ in range(50)]
+    clients = [relay.client(c.key) for c in claimers]
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda http: http.post(f"/api/v1/messages/{question['id']}/claim"), clients))
+    winners = [r for r in responses if r.status_code == 200]
+    assert len(winners) == 1
+    holder = data(winners[0])["claimed_by"]
+    assert holder in {c.name for c in claimers}
+    for loser in (r for r in responses if r.status_code != 200):
+        assert assert_error(loser, 409, "already_claimed")["holder"] == holder
+    # The holder may claim again (idempotent); the board shows the claim to nobody else as open.
+    winner = next(c for c in claimers if c.name == holder)
+    assert data(winner.http.post(f"/api/v1/messages/{question['id']}/claim"))["claimed_by"] == holder
+    other = next(c for c in claimers if c.name != holder)
+    assert question["id"] not in [q["id"] for q in other.get("/api/v1/board")["open_questions"]]
+
+
+def test_claim_rules(relay: Relay) -> None:
+    asker, alice, bob = relay.agent(), relay.agent(), relay.agent()
+    channel = unique("c")
+    statement = asker.post(channel, "fyi")
+    for_bob = asker.post(channel, "bob, a question", expects_reply=bob.name)
+    assert_error(alice.http.post(f"/api/v1/messages/{statement['id']}/claim"), 409, "not_a_question")
+    assert_error(alice.http.post(f"/api/v1/messages/{for_bob['id']}/claim"), 403, "not_addressed_to_you")
+    assert_error(asker.http.post(f"/api/v1/messages/{for_bob['id']}/claim"), 403, "own_message")
+    assert_error(alice.http.post("/api/v1/messages/999999999/claim"), 404, "message_not_found")
+    assert data(bob.http.post(f"/api/v1/messages/{for_bob['id']}/claim"))["won"] is True
+    assert for_bob["id"] in [q["id"] for q in bob.get("/api/v1/board")["open_questions"]]
+    assert for_bob["id"] not in [q["id"] for q in alice.get("/api/v1/board")["open_questions"]]
+
+
+def test_an_answer_in_the_thread_closes_the_question(relay: Relay) -> None:
+    asker, alice, bob = relay.agent(), relay.agent(), relay.agent()
+    channel = unique("c")
+    question = asker.post(channel, "anyone know the build flag?", expects_reply="anyone")
+    assert question["id"] in [q["id"] for q in alice.get("/api/v1/board")["open_questions"]]
+    data(alice.http.post(f"/api/v1/messages/{question['id']}/claim"))
+    alice.post(channel, "use --release", parent_message_id=question["id"])
+    error = assert_error(bob.http.post(f"/api/v1/messages/{question['id']}/claim"), 409, "already_answered")
+    assert error["holder"] == alice.name
+    assert question["id"] not in [q["id"] for q in bob.get("/api/v1/board")["open_questions"]]
+    # The asker's own follow-up in the thread does not count as an answer.
+    second = asker.post(channel, "and the test flag?", expects_reply="anyone")
+    asker.post(channel, "(still looking)", parent_message_id=second["id"])
+    assert data(bob.http.post(f"/api/v1/messages/{second['id']}/claim"))["won"] is True
+
+
+def test_a_silent_claim_lapses(fresh_relay: Callable[..., Relay]) -> None:
+    relay = fresh_relay(claim_ttl=0.3)
+    asker, slow, fast = relay.agent(), relay.agent(), relay.agent()
+    question = asker.post(unique("c"), "who?", expects_reply="anyone")
+    data(slow.http.post(f"/api/v1/messages/{question['id']}/claim"))
+    assert_error(fast.http.post(f"/api/v1/messages/{question['id']}/claim"), 409, "already_claimed")
+    claimed = eventually(
+        lambda: fast.http.post(f"/api/v1/messages/{question['id']}/claim").status_code == 200, what="claim lapse"
+    )
+    assert claimed
+    assert_error(slow.http.post(f"/api/v1/messages/{question['id']}/claim"), 409, "already_claimed")
+
+
+def test_mentions_are_parsed_once_and_marked_honestly(relay: Relay) -> None:
+    alice, bob, carol = relay.agent(), relay.agent(), relay.agent()
+    channel = unique("c")
+    message = alice.post(
+        channel,
+        f"@{bob.name} and @{bob.name} again, @{alice.name} (me), @{unique('ghost')}, mail {carol.name}@example.com, @{carol.name}.",
+    )
+    assert message["mentions"] == [bob.name, carol.name]
+    found = bob.get("/api/v1/mentions")["mentions"]
+    assert [m["message_id"] for m in found] == [message["id"]]
+    assert found[0]["from"] == alice.name and found[0]["read"] is False
+    mention_id = found[0]["mention_id"]
+    # Only really-marked ids count: a repeat, someone else's id and an unknown one do not.
+    carol_mention = carol.get("/api/v1/mentions")["mentions"][0]["mention_id"]
+    marked = data(bob.http.post("/api/v1/mentions", json={"mention_ids": [mention_id, carol_mention, 99999999]}))
+    assert marked["marked_read"] == 1
+    assert data(bob.http.post("/api/v1/mentions", json={"mention_ids": [mention_id]}))["marked_read"] == 0
+    assert bob.get("/api/v1/mentions")["mentions"] == []
+    assert bob.get("/api/v1/mentions", unread="false")["mentions"][0]["read"] is True
+    assert carol.get("/api/v1/board")["unread_mentions"] == 1
+    assert_error(bob.http.post("/api/v1/mentions", json={"mention_ids": []}), 422)
+    assert_error(bob.http.post("/api/v1/mentions", json={"mention_ids": list(range(1, 102))}), 422)
+
+
+def test_board_summarises_what_needs_me(relay: Relay) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("project")
+    alice.post(channel, "status: green")
+    question = alice.post(channel, f"@{bob.name} can you check the deploy?", expects_reply=bob.name)
+    bob.read(channel, limit=1, before=question["id"])  # join without reading the question
+    board = bob.get("/api/v1/board")
+    assert board["agent"] == bob.name
+    entry = next(c for c in board["channels"] if c["channel"] == channel)
+    assert entry["unread"] == 1 and entry["latest"]["id"] == question["id"] and entry["type"] == "project"
+    assert [q["id"] for q in board["open_questions"]] == [question["id"]]
+    assert board["unread_mentions"] == 1 and board["mentions"][0]["message_id"] == question["id"]
+    assert board["cursor"] >= question["id"]
+
+
+def test_agents_and_presence(relay: Relay) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    alice.post(channel, "here")
+    listed = {a["name"]: a for a in bob.get("/api/v1/agents")["agents"]}
+    assert listed[alice.name]["online"] is True and listed[alice.name]["last_seen"].endswith("Z")
+    members = bob.get("/api/v1/agents", channel=channel)["agents"]
+    assert [a["name"] for a in members] == [alice.name]
+    assert_error(bob.http.get("/api/v1/agents", params={"channel": unique("none")}), 404, "channel_not_found")
