@@ -115,10 +115,14 @@ class Agent:
         self.http = self.relay.client(self.key)
 
     def post(self, channel: str, content: str, **fields: Any) -> dict[str, Any]:
-        return dict(data(self.http.post("/api/v1/messages", json={"channel": channel, "content": content, **fields}))["message"])
+        return dict(
+            data(self.http.post("/api/v1/messages", json={"channel": channel, "content": content, **fields}))["message"]
+        )
 
     def dm(self, target: str, content: str, **fields: Any) -> dict[str, Any]:
-        return dict(data(self.http.post("/api/v1/dm", json={"target_agent": target, "content": content, **fields}))["message"])
+        return dict(
+            data(self.http.post("/api/v1/dm", json={"target_agent": target, "content": content, **fields}))["message"]
+        )
 
     def read(self, channel: str, **params: Any) -> dict[str, Any]:
         return dict(data(self.http.get("/api/v1/messages", params={"channel": channel, **params})))

@@ -12,7 +12,9 @@ def test_missing_and_unknown_keys_are_refused(relay: Relay) -> None:
     with httpx.Client(base_url=relay.url) as anonymous:
         assert_error(anonymous.get("/api/v1/board"), 401, "missing_key")
         assert_error(anonymous.get("/api/v1/board", headers={"Authorization": "Bearer pa_nope"}), 401, "invalid_key")
-        assert_error(anonymous.get("/api/v1/board", headers={"Authorization": "Basic abc"}), 401, "invalid_authorization")
+        assert_error(
+            anonymous.get("/api/v1/board", headers={"Authorization": "Basic abc"}), 401, "invalid_authorization"
+        )
 
 
 def test_keys_are_stored_only_as_sha256(relay: Relay) -> None:
@@ -58,8 +60,16 @@ def test_machine_key_registers_names_on_first_use(relay: Relay) -> None:
         bearer = {"Authorization": f"Bearer {key}", "x-agent-name": f"{machine}-other"}
         assert data(http.get("/api/v1/me", headers=bearer))["name"] == f"{machine}-other"
         # A name must carry the machine's prefix, be valid, and be given.
-        assert_error(http.get("/api/v1/me", headers={"x-agent-api-key": key, "x-agent-name": "someone-else"}), 403, "impersonation")
-        assert_error(http.get("/api/v1/me", headers={"x-agent-api-key": key, "x-agent-name": "Bad Name"}), 400, "invalid_agent_name")
+        assert_error(
+            http.get("/api/v1/me", headers={"x-agent-api-key": key, "x-agent-name": "someone-else"}),
+            403,
+            "impersonation",
+        )
+        assert_error(
+            http.get("/api/v1/me", headers={"x-agent-api-key": key, "x-agent-name": "Bad Name"}),
+            400,
+            "invalid_agent_name",
+        )
         assert_error(http.get("/api/v1/me", headers={"x-agent-api-key": key}), 400, "agent_name_required")
 
 
@@ -71,12 +81,16 @@ def test_a_name_stays_with_its_machine_key(relay: Relay) -> None:
         data(http.get("/api/v1/me", headers={"x-agent-api-key": first, "x-agent-name": name}))
         # A second active key for the same machine is refused; rotation means revoking first.
         with relay.admin() as admin:
-            assert_error(admin.post("/admin/keys", json={"kind": "machine", "machine": machine}), 409, "machine_key_exists")
+            assert_error(
+                admin.post("/admin/keys", json={"kind": "machine", "machine": machine}), 409, "machine_key_exists"
+            )
         # An invited agent cannot take a machine-registered name, and a machine key cannot take an invited one.
         with relay.admin() as admin:
             assert_error(admin.post("/admin/keys", json={"kind": "agent", "name": name}), 409, "name_taken")
         invited = relay.agent(f"{machine}-invited")
-        assert_error(http.get("/api/v1/me", headers={"x-agent-api-key": first, "x-agent-name": invited.name}), 403, "name_taken")
+        assert_error(
+            http.get("/api/v1/me", headers={"x-agent-api-key": first, "x-agent-name": invited.name}), 403, "name_taken"
+        )
         # After a rotation (revoke, then a new key for the machine) the names follow the machine.
         with relay.admin() as admin:
             data(admin.post("/admin/keys/revoke", json={"target": first}))
@@ -85,7 +99,9 @@ def test_a_name_stays_with_its_machine_key(relay: Relay) -> None:
         # Another machine's key can never use it.
         other_machine = unique("m")
         other = relay.mint(kind="machine", machine=other_machine)
-        assert_error(http.get("/api/v1/me", headers={"x-agent-api-key": other, "x-agent-name": name}), 403, "impersonation")
+        assert_error(
+            http.get("/api/v1/me", headers={"x-agent-api-key": other, "x-agent-name": name}), 403, "impersonation"
+        )
 
 
 def test_admin_routes_need_the_admin_token(relay: Relay) -> None:
@@ -93,13 +109,21 @@ def test_admin_routes_need_the_admin_token(relay: Relay) -> None:
     with httpx.Client(base_url=relay.url) as http:
         assert_error(http.get("/admin/keys"), 401, "invalid_admin_token")
         assert_error(http.get("/admin/keys", headers={"X-Admin-Token": "wrong"}), 401, "invalid_admin_token")
-        assert_error(http.get("/admin/keys", headers={"Authorization": f"Bearer {alice.key}"}), 401, "invalid_admin_token")
+        assert_error(
+            http.get("/admin/keys", headers={"Authorization": f"Bearer {alice.key}"}), 401, "invalid_admin_token"
+        )
     with relay.admin() as admin:
         keys = data(admin.get("/admin/keys"))["keys"]
         assert any(k["name"] == alice.name and k["kind"] == "agent" for k in keys)
         assert all("key" not in k and "key_hash" not in k for k in keys)
-        assert_error(admin.post("/admin/keys", json={"kind": "agent", "name": "x", "expires": "1h"}), 422, "invalid_name")
-        assert_error(admin.post("/admin/keys", json={"kind": "agent", "name": unique(), "expires": "soon"}), 422, "invalid_expires")
+        assert_error(
+            admin.post("/admin/keys", json={"kind": "agent", "name": "x", "expires": "1h"}), 422, "invalid_name"
+        )
+        assert_error(
+            admin.post("/admin/keys", json={"kind": "agent", "name": unique(), "expires": "soon"}),
+            422,
+            "invalid_expires",
+        )
         assert_error(admin.post("/admin/keys", json={"kind": "machine", "name": unique()}), 422, "invalid_key_request")
 
 

@@ -98,7 +98,9 @@ def test_no_message_is_skipped_when_sends_race_a_reader(relay: Relay) -> None:
     def send(agent_index: int) -> list[int]:
         http = relay.client(senders[agent_index].key)
         return [
-            data(http.post("/api/v1/messages", json={"channel": channel, "content": f"{agent_index}/{i}"}))["message"]["id"]
+            data(http.post("/api/v1/messages", json={"channel": channel, "content": f"{agent_index}/{i}"}))["message"][
+                "id"
+            ]
             for i in range(per_sender)
         ]
 
@@ -132,7 +134,11 @@ def test_no_message_is_skipped_when_sends_race_a_reader(relay: Relay) -> None:
         ({"channel": "ok-channel", "content": "x" * (limits.MAX_CONTENT_CHARS + 1)}, 422, "content_too_long"),
         ({"channel": "ok-channel", "content": "   "}, 422, "content_required"),
         ({"channel": "Bad Channel!", "content": "x"}, 422, "invalid_name"),
-        ({"channel": "ok-channel", "content": "x", "metadata": {"k": "v" * limits.MAX_METADATA_BYTES}}, 422, "metadata_too_large"),
+        (
+            {"channel": "ok-channel", "content": "x", "metadata": {"k": "v" * limits.MAX_METADATA_BYTES}},
+            422,
+            "metadata_too_large",
+        ),
         ({"channel": "ok-channel", "content": "x", "metadata": ["not", "an", "object"]}, 422, "invalid_request"),
         ({"channel": "ok-channel", "content": "x", "expects_reply": "Not A Name"}, 422, "invalid_expects_reply"),
         ({"channel": "ok-channel", "content": "x", "client_msg_id": "x" * 129}, 422, "invalid_request"),
@@ -144,7 +150,22 @@ def test_no_message_is_skipped_when_sends_race_a_reader(relay: Relay) -> None:
 def test_bad_posts_get_one_clear_error(relay: Relay, body: dict[str, object], status: int, code: str) -> None:
     alice = relay.agent()
     error = assert_error(alice.http.post("/api/v1/messages", json=body), status, code)
-    field = next(iter(k for k in ("content", "channel", "metadata", "expects_reply", "client_msg_id", "parent_message_id", "unexpected") if k in error["message"]), None)
+    field = next(
+        iter(
+            k
+            for k in (
+                "content",
+                "channel",
+                "metadata",
+                "expects_reply",
+                "client_msg_id",
+                "parent_message_id",
+                "unexpected",
+            )
+            if k in error["message"]
+        ),
+        None,
+    )
     assert field is not None, error["message"]
 
 
@@ -176,7 +197,11 @@ def test_bad_queries_get_clear_errors(relay: Relay) -> None:
     assert_error(alice.http.get("/api/v1/messages", params={"channel": channel, "since": -1}), 422)
     assert_error(alice.http.get("/api/v1/messages", params={"channel": channel, "since": "abc"}), 422)
     assert_error(alice.http.get("/api/v1/messages", params={"channel": channel, "wait": -2}), 422)
-    assert_error(alice.http.get("/api/v1/messages", params={"channel": channel, "since": 1, "before": 5}), 400, "conflicting_cursors")
+    assert_error(
+        alice.http.get("/api/v1/messages", params={"channel": channel, "since": 1, "before": 5}),
+        400,
+        "conflicting_cursors",
+    )
     assert_error(alice.http.get("/api/v1/messages"), 422)
     assert_error(alice.http.get("/api/v1/messages", params={"channel": unique("none")}), 404, "channel_not_found")
     assert_error(alice.http.get("/api/v1/nowhere"), 404, "no_such_endpoint")
@@ -189,9 +214,23 @@ def test_reply_to_unknown_or_foreign_parent(relay: Relay) -> None:
     alice = relay.agent()
     here, there = unique("c"), unique("c")
     elsewhere = alice.post(there, "q")
-    assert_error(alice.http.post("/api/v1/messages", json={"channel": here, "content": "a", "parent_message_id": elsewhere["id"]}), 404, "parent_not_found")
-    assert_error(alice.http.post("/api/v1/messages", json={"channel": here, "content": "a", "parent_message_id": 10**9}), 404, "parent_not_found")
-    assert_error(alice.http.post("/api/v1/messages", json={"channel": here, "content": "a", "expects_reply": unique("ghost")}), 404, "agent_not_found")
+    assert_error(
+        alice.http.post(
+            "/api/v1/messages", json={"channel": here, "content": "a", "parent_message_id": elsewhere["id"]}
+        ),
+        404,
+        "parent_not_found",
+    )
+    assert_error(
+        alice.http.post("/api/v1/messages", json={"channel": here, "content": "a", "parent_message_id": 10**9}),
+        404,
+        "parent_not_found",
+    )
+    assert_error(
+        alice.http.post("/api/v1/messages", json={"channel": here, "content": "a", "expects_reply": unique("ghost")}),
+        404,
+        "agent_not_found",
+    )
 
 
 def test_reading_marks_read_up_to_the_newest_message_returned(relay: Relay) -> None:
@@ -214,5 +253,7 @@ def test_archived_channel_takes_no_posts(relay: Relay) -> None:
     with relay.admin() as admin:
         assert data(admin.post(f"/admin/channels/{channel}/archive"))["channel"]["archived"] is True
         assert_error(admin.post(f"/admin/channels/{unique('none')}/archive"), 404, "channel_not_found")
-    assert_error(alice.http.post("/api/v1/messages", json={"channel": channel, "content": "after"}), 409, "channel_archived")
+    assert_error(
+        alice.http.post("/api/v1/messages", json={"channel": channel, "content": "after"}), 409, "channel_archived"
+    )
     assert [m["content"] for m in alice.read(channel)["messages"]] == ["before"]

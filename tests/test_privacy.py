@@ -41,15 +41,25 @@ def test_dm_is_seen_by_its_two_agents_and_nobody_else(relay: Relay) -> None:
     assert_error(eve.http.get("/api/v1/dm", params={"agent": alice.name}), 404, "channel_not_found")
     assert_error(eve.http.post(f"/api/v1/messages/{sent['id']}/claim"), 404, "message_not_found")
     assert_error(
-        eve.http.post("/api/v1/messages", json={"channel": sent["channel"], "content": "let me in"}), 404, "channel_not_found"
+        eve.http.post("/api/v1/messages", json={"channel": sent["channel"], "content": "let me in"}),
+        404,
+        "channel_not_found",
     )
-    assert_error(eve.http.post(f"/api/v1/channels/{sent['channel']}/members", json={"agent": eve.name}), 404, "channel_not_found")
-    assert_error(alice.http.post(f"/api/v1/channels/{sent['channel']}/members", json={"agent": eve.name}), 403, "dm_members_fixed")
+    assert_error(
+        eve.http.post(f"/api/v1/channels/{sent['channel']}/members", json={"agent": eve.name}), 404, "channel_not_found"
+    )
+    assert_error(
+        alice.http.post(f"/api/v1/channels/{sent['channel']}/members", json={"agent": eve.name}),
+        403,
+        "dm_members_fixed",
+    )
 
 
 def test_dm_errors(relay: Relay) -> None:
     alice = relay.agent()
-    assert_error(alice.http.post("/api/v1/dm", json={"target_agent": unique("ghost"), "content": "hi"}), 404, "agent_not_found")
+    assert_error(
+        alice.http.post("/api/v1/dm", json={"target_agent": unique("ghost"), "content": "hi"}), 404, "agent_not_found"
+    )
     assert_error(alice.http.post("/api/v1/dm", json={"target_agent": alice.name, "content": "hi"}), 422, "dm_to_self")
     assert_error(alice.http.post("/api/v1/dm", json={"target_agent": "NO", "content": "hi"}), 422, "invalid_name")
 
@@ -62,12 +72,16 @@ def test_private_channel_is_for_members_only(relay: Relay) -> None:
     secret = alice.post(channel, f"secret rota, @{eve.name} @{bob.name}")
     assert secret["mentions"] == []  # neither is a member yet
     assert "secret rota" not in _everything_visible_to(eve, channel)
-    assert_error(eve.http.post("/api/v1/messages", json={"channel": channel, "content": "hi"}), 404, "channel_not_found")
+    assert_error(
+        eve.http.post("/api/v1/messages", json={"channel": channel, "content": "hi"}), 404, "channel_not_found"
+    )
     assert_error(eve.http.post("/api/v1/channels", json={"name": channel}), 404, "channel_not_found")
     # A member adds bob; now he reads it, and eve still cannot.
     data(alice.http.post(f"/api/v1/channels/{channel}/members", json={"agent": bob.name}))
     assert bob.read(channel)["messages"][0]["id"] == secret["id"]
-    assert_error(eve.http.post(f"/api/v1/channels/{channel}/members", json={"agent": eve.name}), 404, "channel_not_found")
+    assert_error(
+        eve.http.post(f"/api/v1/channels/{channel}/members", json={"agent": eve.name}), 404, "channel_not_found"
+    )
     assert "secret rota" not in _everything_visible_to(eve, channel)
 
 
@@ -80,9 +94,17 @@ def test_channel_limited_key_sees_nothing_else(relay: Relay) -> None:
     assert limited.get("/api/v1/me")["channels"] == [allowed]
     assert {c["name"] for c in limited.get("/api/v1/channels")["channels"]} == {allowed}
     assert_error(limited.http.get("/api/v1/messages", params={"channel": other}), 403, "channel_not_allowed")
-    assert_error(limited.http.post("/api/v1/messages", json={"channel": other, "content": "x"}), 403, "channel_not_allowed")
-    assert_error(limited.http.post("/api/v1/messages", json={"channel": unique("new"), "content": "x"}), 403, "channel_not_allowed")
-    assert_error(limited.http.get("/api/v1/search", params={"q": "secret", "channel": other}), 403, "channel_not_allowed")
+    assert_error(
+        limited.http.post("/api/v1/messages", json={"channel": other, "content": "x"}), 403, "channel_not_allowed"
+    )
+    assert_error(
+        limited.http.post("/api/v1/messages", json={"channel": unique("new"), "content": "x"}),
+        403,
+        "channel_not_allowed",
+    )
+    assert_error(
+        limited.http.get("/api/v1/search", params={"q": "secret", "channel": other}), 403, "channel_not_allowed"
+    )
     assert limited.get("/api/v1/search", q="secret")["results"] == []
     assert limited.get("/api/v1/search", q="hello")["results"][0]["channel"] == allowed
     # Mentioned in a channel outside its scope: the mention is not shown to this key.
@@ -102,7 +124,12 @@ def test_files_follow_channel_visibility(relay: Relay) -> None:
     upload = data(
         alice.http.post(
             "/api/v1/files",
-            json={"channel": channel, "filename": "plan.txt", "content": base64.b64encode(b"secret").decode(), "encoding": "base64"},
+            json={
+                "channel": channel,
+                "filename": "plan.txt",
+                "content": base64.b64encode(b"secret").decode(),
+                "encoding": "base64",
+            },
         )
     )["file"]
     assert alice.http.get(upload["url"]).content == b"secret"

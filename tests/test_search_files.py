@@ -7,7 +7,6 @@ import hashlib
 import sqlite3
 
 import pytest
-
 from conftest import Relay, assert_error, data, unique
 
 from parley import limits
@@ -28,12 +27,14 @@ def test_search_is_ranked_with_snippets_and_scoped(relay: Relay) -> None:
     scoped = alice.get("/api/v1/search", q=word, channel=channel)["results"]
     assert {r["id"] for r in scoped} == {weak["id"], strong["id"]}
     # Operators and quotes in the query are just words, never a syntax error.
-    assert alice.get("/api/v1/search", q=f'"{word}" AND (deploy OR') ["results"][0]["id"] == strong["id"]
+    assert alice.get("/api/v1/search", q=f'"{word}" AND (deploy OR')["results"][0]["id"] == strong["id"]
 
 
 def test_search_errors(relay: Relay) -> None:
     alice = relay.agent()
-    assert_error(alice.http.get("/api/v1/search", params={"q": "x", "channel": unique("none")}), 404, "channel_not_found")
+    assert_error(
+        alice.http.get("/api/v1/search", params={"q": "x", "channel": unique("none")}), 404, "channel_not_found"
+    )
     assert_error(alice.http.get("/api/v1/search", params={"q": "a" * (limits.MAX_SEARCH_CHARS + 1)}), 422)
     assert_error(alice.http.get("/api/v1/search", params={"q": "!!! ???"}), 422, "invalid_query")
     assert_error(alice.http.get("/api/v1/search"), 422)
@@ -46,7 +47,13 @@ def test_upload_as_json_or_raw_and_download(relay: Relay) -> None:
     stored = data(
         alice.http.post(
             "/api/v1/files",
-            json={"channel": channel, "filename": "blob.bin", "content": base64.b64encode(payload).decode(), "encoding": "base64", "message": "the blob"},
+            json={
+                "channel": channel,
+                "filename": "blob.bin",
+                "content": base64.b64encode(payload).decode(),
+                "encoding": "base64",
+                "message": "the blob",
+            },
         )
     )["file"]
     assert stored["size"] == len(payload) and stored["sha256"] == hashlib.sha256(payload).hexdigest()
@@ -56,21 +63,40 @@ def test_upload_as_json_or_raw_and_download(relay: Relay) -> None:
     assert download.content == payload and download.headers["content-disposition"].startswith("attachment")
 
     raw = data(
-        alice.http.post("/api/v1/files", params={"channel": channel, "filename": "notes.txt", "announce": "false"}, content=b"plain notes", headers={"Content-Type": "text/plain"})
+        alice.http.post(
+            "/api/v1/files",
+            params={"channel": channel, "filename": "notes.txt", "announce": "false"},
+            content=b"plain notes",
+            headers={"Content-Type": "text/plain"},
+        )
     )["file"]
     assert raw["content_type"] == "text/plain" and raw["message_id"] is None
     fetched = bob.http.get(raw["url"])
     assert fetched.text == "plain notes" and fetched.headers["content-disposition"].startswith("inline")
     assert fetched.headers["x-content-type-options"] == "nosniff"
     # Content-addressed: the same bytes are stored once on disk.
-    again = data(alice.http.post("/api/v1/files", params={"channel": channel, "filename": "copy.txt"}, content=b"plain notes", headers={"Content-Type": "text/plain"}))["file"]
+    again = data(
+        alice.http.post(
+            "/api/v1/files",
+            params={"channel": channel, "filename": "copy.txt"},
+            content=b"plain notes",
+            headers={"Content-Type": "text/plain"},
+        )
+    )["file"]
     assert again["id"] != raw["id"] and again["sha256"] == raw["sha256"]
     assert len(list(relay.settings.files_dir.rglob(raw["sha256"]))) == 1
 
 
 def test_dangerous_files_download_as_attachments(relay: Relay) -> None:
     alice = relay.agent()
-    page = data(alice.http.post("/api/v1/files", params={"channel": unique("c"), "filename": "x.html"}, content=b"<script>alert(1)</script>", headers={"Content-Type": "text/html"}))["file"]
+    page = data(
+        alice.http.post(
+            "/api/v1/files",
+            params={"channel": unique("c"), "filename": "x.html"},
+            content=b"<script>alert(1)</script>",
+            headers={"Content-Type": "text/html"},
+        )
+    )["file"]
     served = alice.http.get(page["url"])
     assert served.headers["content-type"] == "application/octet-stream"
     assert served.headers["content-disposition"].startswith("attachment")
@@ -81,11 +107,36 @@ def test_file_errors(relay: Relay) -> None:
     alice = relay.agent()
     channel = unique("c")
     too_big = b"x" * (limits.MAX_FILE_BYTES + 1)
-    assert_error(alice.http.post("/api/v1/files", params={"channel": channel, "filename": "big"}, content=too_big, headers={"Content-Type": "application/octet-stream"}), 413, "file_too_large")
-    assert_error(alice.http.post("/api/v1/files", content=b"x", headers={"Content-Type": "application/octet-stream"}), 400, "missing_file_fields")
-    assert_error(alice.http.post("/api/v1/files", json={"channel": channel, "filename": "a", "content": "%%%", "encoding": "base64"}), 422, "invalid_base64")
-    assert_error(alice.http.post("/api/v1/files", json={"channel": "Bad!", "filename": "a", "content": "x"}), 422, "invalid_name")
-    assert_error(alice.http.post("/api/v1/files", content=b"{", headers={"Content-Type": "application/json"}), 400, "invalid_json")
+    assert_error(
+        alice.http.post(
+            "/api/v1/files",
+            params={"channel": channel, "filename": "big"},
+            content=too_big,
+            headers={"Content-Type": "application/octet-stream"},
+        ),
+        413,
+        "file_too_large",
+    )
+    assert_error(
+        alice.http.post("/api/v1/files", content=b"x", headers={"Content-Type": "application/octet-stream"}),
+        400,
+        "missing_file_fields",
+    )
+    assert_error(
+        alice.http.post(
+            "/api/v1/files", json={"channel": channel, "filename": "a", "content": "%%%", "encoding": "base64"}
+        ),
+        422,
+        "invalid_base64",
+    )
+    assert_error(
+        alice.http.post("/api/v1/files", json={"channel": "Bad!", "filename": "a", "content": "x"}), 422, "invalid_name"
+    )
+    assert_error(
+        alice.http.post("/api/v1/files", content=b"{", headers={"Content-Type": "application/json"}),
+        400,
+        "invalid_json",
+    )
 
 
 @pytest.mark.parametrize(

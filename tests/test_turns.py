@@ -26,6 +26,10 @@ def test_exactly_one_of_fifty_concurrent_claims_wins(relay: Relay) -> None:
     winner = next(c for c in claimers if c.name == holder)
     assert data(winner.http.post(f"/api/v1/messages/{question['id']}/claim"))["claimed_by"] == holder
     other = next(c for c in claimers if c.name != holder)
+    other.read(channel)
+    winner.read(channel)
+    mine = [q for q in winner.get("/api/v1/board")["open_questions"] if q["id"] == question["id"]]
+    assert mine[0]["claimed_by"] == holder
     assert question["id"] not in [q["id"] for q in other.get("/api/v1/board")["open_questions"]]
 
 
@@ -47,6 +51,9 @@ def test_an_answer_in_the_thread_closes_the_question(relay: Relay) -> None:
     asker, alice, bob = relay.agent(), relay.agent(), relay.agent()
     channel = unique("c")
     question = asker.post(channel, "anyone know the build flag?", expects_reply="anyone")
+    assert question["id"] not in [q["id"] for q in alice.get("/api/v1/board")["open_questions"]]
+    alice.read(channel)  # 'anyone' means anyone in the channel: alice joins
+    bob.read(channel)
     assert question["id"] in [q["id"] for q in alice.get("/api/v1/board")["open_questions"]]
     data(alice.http.post(f"/api/v1/messages/{question['id']}/claim"))
     alice.post(channel, "use --release", parent_message_id=question["id"])
@@ -77,7 +84,8 @@ def test_mentions_are_parsed_once_and_marked_honestly(relay: Relay) -> None:
     channel = unique("c")
     message = alice.post(
         channel,
-        f"@{bob.name} and @{bob.name} again, @{alice.name} (me), @{unique('ghost')}, mail {carol.name}@example.com, @{carol.name}.",
+        f"@{bob.name} and @{bob.name} again, @{alice.name} (me), @{unique('ghost')},"
+        f" mail {carol.name}@example.com, @{carol.name}.",
     )
     assert message["mentions"] == [bob.name, carol.name]
     found = bob.get("/api/v1/mentions")["mentions"]

@@ -13,7 +13,9 @@ from parley.relay.hub import Hub
 from parley.relay.models import Message, Page, Posted
 
 
-def _park(pool: concurrent.futures.ThreadPoolExecutor, relay: Relay, agent: Agent, path: str, **params: Any) -> concurrent.futures.Future[dict[str, Any]]:
+def _park(
+    pool: concurrent.futures.ThreadPoolExecutor, relay: Relay, agent: Agent, path: str, **params: Any
+) -> concurrent.futures.Future[dict[str, Any]]:
     """Start a waiting GET in a thread and return once the relay has parked it."""
     parked_before = relay.stats()["parked_waits"]
     http = relay.client(agent.key)
@@ -80,9 +82,7 @@ def test_many_waiters_each_get_the_message_once(relay: Relay) -> None:
         reader.read(channel)  # join
     parked_before = relay.stats()["parked_waits"]
     with concurrent.futures.ThreadPoolExecutor(len(readers)) as pool:
-        futures = [
-            pool.submit(lambda r=r: r.read(channel, since=cursor, wait=20)) for r in readers
-        ]
+        futures = [pool.submit(lambda r=r: r.read(channel, since=cursor, wait=20)) for r in readers]
         eventually(lambda: relay.stats()["parked_waits"] >= parked_before + len(readers), what="all waits parked")
         sent = alice.post(channel, "for everyone")
         pages = [f.result(timeout=15) for f in futures]

@@ -22,7 +22,9 @@ router = APIRouter(prefix="/admin")
 async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
     """Mint a machine key (``machine``) or an agent key (``name``, optional ``channels``); shown once."""
     if (body.kind == "machine") != (body.machine is not None) or (body.kind == "agent") != (body.name is not None):
-        raise Unprocessable("a machine key needs 'machine' (and no 'name'); an agent key needs 'name'", code="invalid_key_request")
+        raise Unprocessable(
+            "a machine key needs 'machine' (and no 'name'); an agent key needs 'name'", code="invalid_key_request"
+        )
     if body.kind == "machine" and body.channels is not None:
         raise Unprocessable("channel limits apply to agent keys only", code="invalid_key_request")
     try:

@@ -28,15 +28,31 @@ router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, description=f"at most {limits.MAX_LIST_LIMIT}")]
 Cursor = Annotated[int | None, Query(ge=0, description="exclusive: only messages with a larger id")]
-Wait = Annotated[float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")]
+Wait = Annotated[
+    float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")
+]
 ChannelQuery = Annotated[str, Query(min_length=2, max_length=200)]
 ChannelType = Literal["project", "technology", "environment", "global"]
 
 # Served inline only if safe to render; everything else downloads as an attachment.
-_INLINE_TYPES = {"text/plain", "application/json", "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
+_INLINE_TYPES = {
+    "text/plain",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+}
 _DANGEROUS_TYPES = {
-    "text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript", "application/javascript",
-    "text/xml", "application/xml", "text/css",
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/javascript",
+    "application/javascript",
+    "text/xml",
+    "application/xml",
+    "text/css",
 }
 
 
@@ -77,9 +93,13 @@ def _posted(agent: Agent, posted: Posted) -> JSONResponse:
 
 def _client_msg_id(body_value: str | None, header: str | None) -> str | None:
     if header is not None and body_value is not None and header != body_value:
-        raise BadRequest("Idempotency-Key and client_msg_id differ; send one of them", code="conflicting_idempotency_keys")
+        raise BadRequest(
+            "Idempotency-Key and client_msg_id differ; send one of them", code="conflicting_idempotency_keys"
+        )
     if header is not None and not 1 <= len(header) <= limits.MAX_CLIENT_MSG_ID_CHARS:
-        raise Unprocessable(f"Idempotency-Key must be 1-{limits.MAX_CLIENT_MSG_ID_CHARS} characters", code="invalid_request")
+        raise Unprocessable(
+            f"Idempotency-Key must be 1-{limits.MAX_CLIENT_MSG_ID_CHARS} characters", code="invalid_request"
+        )
     return body_value or header
 
 
@@ -144,7 +164,7 @@ async def read_messages(
 async def post_message(
     agent: Writer, body: PostMessage, idempotency_key: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
-    """Post {channel, content, parent_message_id?, metadata?, expects_reply?, client_msg_id?}; a retry is stored once."""
+    """Post {channel, content, parent_message_id?, metadata?, expects_reply?, client_msg_id?}; retries store once."""
     posted = await agent.relay.store.post(
         agent.caller,
         body.channel,
@@ -166,7 +186,9 @@ async def claim(agent: Writer, message_id: int) -> JSONResponse:
 
 
 @router.get("/events")
-async def events(agent: Reader, since: Cursor = None, wait: Wait = 0, limit: Limit = limits.MAX_LIST_LIMIT) -> JSONResponse:
+async def events(
+    agent: Reader, since: Cursor = None, wait: Wait = 0, limit: Limit = limits.MAX_LIST_LIMIT
+) -> JSONResponse:
     """Everything for you (your channels, DMs, mentions) after ?since=, parking up to ?wait= seconds. Loop on this."""
     limit = min(limit, limits.MAX_LIST_LIMIT)
     store, caller = agent.relay.store, agent.caller
@@ -258,7 +280,7 @@ async def upload_file(
     message: Annotated[str | None, Query(max_length=limits.MAX_CONTENT_CHARS)] = None,
     announce: bool = True,
 ) -> JSONResponse:
-    """Share a file (at most 10 MB) in a channel: JSON {channel, filename, content, encoding} or raw bytes with ?channel=&filename=."""
+    """Share a file (at most 10 MB): JSON {channel, filename, content, encoding}, or bytes with ?channel=&filename=."""
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/json"):
         try:

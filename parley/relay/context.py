@@ -54,8 +54,7 @@ def _secret(authorization: str | None, api_key: str | None) -> str:
     secret = bearer or api_key
     if not secret:
         raise Unauthorized(
-            "send your key as 'Authorization: Bearer <key>' (or x-agent-api-key with x-agent-name); "
-            "GET / explains how",
+            "send your key as 'Authorization: Bearer <key>' (or x-agent-api-key with x-agent-name); GET / explains how",
             code="missing_key",
         )
     return secret
@@ -93,7 +92,9 @@ async def writer(
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:
     relay = relay_of(request)
     if not x_admin_token or not hmac.compare_digest(x_admin_token.encode(), relay.admin_token.encode()):
-        raise Unauthorized("send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token")
+        raise Unauthorized(
+            "send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token"
+        )
     return relay
 
 

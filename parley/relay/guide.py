@@ -15,7 +15,7 @@ from parley import limits
 from parley.relay.settings import Settings
 
 ETIQUETTE = [
-    "Loop on GET /api/v1/events?since=<cursor>&wait=25 and pass back the cursor you are given; you never miss a message.",
+    "Loop on GET /api/v1/events?since=<cursor>&wait=25, passing back the cursor you get: you never miss a message.",
     "Ask with expects_reply: 'anyone' for an open question, or an agent's name when one agent should answer.",
     "Claim an open question (POST /api/v1/messages/{id}/claim) before answering; if you get 409, someone else has it.",
     "Answer in the thread: parent_message_id is the question's id.",
@@ -45,7 +45,7 @@ def build(base_url: str, routes: Iterable[BaseRoute], settings: Settings) -> dic
             "machine_key": "x-agent-api-key: <key> and x-agent-name: <machine>-<project>  (registered on first use)",
             "names": limits.NAME_RULE,
         },
-        "responses": "Success: {\"data\": ..., \"_notice\": ...}. Error: {\"error\": {\"code\", \"message\"}} with "
+        "responses": 'Success: {"data": ..., "_notice": ...}. Error: {"error": {"code", "message"}} with '
         "a 4xx status; a 429 or 503 carries Retry-After.",
         "limits": {
             "content_chars": limits.MAX_CONTENT_CHARS,
@@ -58,9 +58,9 @@ def build(base_url: str, routes: Iterable[BaseRoute], settings: Settings) -> dic
         "endpoints": _endpoints(routes),
         "etiquette": ETIQUETTE,
         "examples": [
-            f"curl -s -H \"Authorization: Bearer $PARLEY_KEY\" {base}/api/v1/board",
+            f'curl -s -H "Authorization: Bearer $PARLEY_KEY" {base}/api/v1/board',
             f"curl -s -H \"Authorization: Bearer $PARLEY_KEY\" -H 'Content-Type: application/json' "
-            f"-d '{{\"channel\": \"general\", \"content\": \"hello\", \"expects_reply\": \"anyone\"}}' {base}/api/v1/messages",
+            f'-d \'{{"channel": "general", "content": "hello", "expects_reply": "anyone"}}\' {base}/api/v1/messages',
             f"curl -s -H \"Authorization: Bearer $PARLEY_KEY\" '{base}/api/v1/events?since=0&wait=25'",
         ],
         "openapi": f"{base}/openapi.json",

@@ -46,4 +46,3 @@ def invalid(errors: Sequence[Any]) -> RelayError:
     if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
         parts = ["the request needs a JSON body"]
     return Unprocessable("; ".join(parts), code=code)
-

@@ -62,7 +62,8 @@ def _expects_reply(value: str | None) -> str | None:
         return value
     if not limits.is_valid_name(value):
         raise _fail(
-            "invalid_expects_reply", "expects_reply must be 'none', 'anyone' or an agent's name, not '{value}'",
+            "invalid_expects_reply",
+            "expects_reply must be 'none', 'anyone' or an agent's name, not '{value}'",
             {"value": value},
         )
     return value

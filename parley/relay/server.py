@@ -16,14 +16,10 @@ class RelayServer(uvicorn.Server):
     """uvicorn waits for open requests before shutting down; a parked wait would hold it for up to
     50 s, so on SIGINT/SIGTERM (or ``stop()``) the hub answers every wait first."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
         super().__init__(config)
+        self.relay = relay
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def relay(self) -> Relay:
-        relay: Relay = self.config.app.state.relay
-        return relay
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
@@ -32,6 +28,8 @@ class RelayServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
         self.stop()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down; a clean stop exits 0 instead.
+        self._captured_signals.clear()
 
     def stop(self) -> None:
         """Thread-safe: answer parked waits, then let uvicorn shut down."""
@@ -41,8 +39,9 @@ class RelayServer(uvicorn.Server):
 
 
 def build_server(settings: Settings, host: str, port: int, *, quiet: bool = False) -> RelayServer:
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level="warning" if quiet else "info",
@@ -51,4 +50,4 @@ def build_server(settings: Settings, host: str, port: int, *, quiet: bool = Fals
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    return RelayServer(config)
+    return RelayServer(config, app.state.relay)

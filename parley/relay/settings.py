@@ -13,6 +13,9 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("PARLEY_DATA") or Path.home() / ".parley")
 
 
+_PARSERS: dict[str, type] = {"float": float, "int": int, "str": str}
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
@@ -43,8 +46,7 @@ class Settings:
         for field in dataclasses.fields(cls):
             raw = os.environ.get(f"PARLEY_{field.name.upper()}")
             if raw is not None and field.name != "data_dir":
-                kind = type(field.default)
-                values[field.name] = kind(raw)
+                values[field.name] = _PARSERS[str(field.type)](raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -115,7 +115,7 @@ def _channel(conn: sqlite3.Connection, caller: Caller, name: str) -> Row:
             f"your key is limited to the channels {allowed}; '{name}' is not one of them",
             code="channel_not_allowed",
         )
-    row = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
+    row: Row | None = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
     granted = caller.scope is not None and name in caller.scope
     if row is None or (row["private"] and not granted and not _is_member(conn, caller.agent_id, row["id"])):
         raise NotFound(f"no channel named '{name}'", code="channel_not_found")
@@ -270,7 +270,7 @@ def _archive_channel(conn: sqlite3.Connection, channel: str) -> dict[str, Any]:
 def _channel_for_post(conn: sqlite3.Connection, caller: Caller, name: str, now: float) -> Row:
     """The channel to post into, created on first post; the poster joins it."""
     row = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
-    if row is None and not rules.channel_type(name) == "dm":
+    if row is None and rules.channel_type(name) != "dm":
         _create_channel(conn, caller, name, "", False)
     row = _channel(conn, caller, name)
     if row["archived"]:
@@ -283,7 +283,9 @@ def _expects_reply(conn: sqlite3.Connection, caller: Caller, value: str) -> str:
     if value in ("none", "anyone"):
         return value
     if value == caller.name:
-        raise Unprocessable("expects_reply cannot name yourself; use 'anyone' or another agent", code="invalid_expects_reply")
+        raise Unprocessable(
+            "expects_reply cannot name yourself; use 'anyone' or another agent", code="invalid_expects_reply"
+        )
     _agent_id(conn, value)
     return value
 
@@ -303,9 +305,7 @@ def _insert_message(
     if parent_id is not None:
         parent = conn.execute("SELECT channel_id FROM messages WHERE id = ?", (parent_id,)).fetchone()
         if parent is None or parent["channel_id"] != channel["id"]:
-            raise NotFound(
-                f"no message {parent_id} in '{channel['name']}' to reply to", code="parent_not_found"
-            )
+            raise NotFound(f"no message {parent_id} in '{channel['name']}' to reply to", code="parent_not_found")
     expects = _expects_reply(conn, caller, expects_reply)
     mentioned: list[tuple[int, str]] = []
     names = [n for n in rules.parse_mentions(content) if n != caller.name]
@@ -343,7 +343,9 @@ def _insert_message(
         )
     notify = {agent_id for agent_id, _ in mentioned}
     if channel["type"] == "dm":
-        notify.update(row[0] for row in conn.execute("SELECT agent_id FROM memberships WHERE channel_id = ?", (channel["id"],)))
+        notify.update(
+            row[0] for row in conn.execute("SELECT agent_id FROM memberships WHERE channel_id = ?", (channel["id"],))
+        )
     message = Message(
         id=message_id,
         channel_id=channel["id"],
@@ -359,7 +361,9 @@ def _insert_message(
     return Posted(message=message, replayed=False, notify_agents=tuple(sorted(notify)))
 
 
-def _replay(conn: sqlite3.Connection, caller: Caller, client_msg_id: str | None, channel: str, content: str) -> Posted | None:
+def _replay(
+    conn: sqlite3.Connection, caller: Caller, client_msg_id: str | None, channel: str, content: str
+) -> Posted | None:
     if client_msg_id is None:
         return None
     row = conn.execute(
@@ -394,8 +398,15 @@ def _post(
     now = time.time()
     row = _channel_for_post(conn, caller, channel, now)
     return _insert_message(
-        conn, caller, row, content, parent_id=parent_id, metadata=metadata,
-        expects_reply=expects_reply or "none", client_msg_id=client_msg_id, now=now,
+        conn,
+        caller,
+        row,
+        content,
+        parent_id=parent_id,
+        metadata=metadata,
+        expects_reply=expects_reply or "none",
+        client_msg_id=client_msg_id,
+        now=now,
     )
 
 
@@ -427,8 +438,15 @@ def _post_dm(
     _join(conn, caller.agent_id, row["id"], now)
     _join(conn, target_id, row["id"], now)
     return _insert_message(
-        conn, caller, row, content, parent_id=parent_id, metadata=metadata,
-        expects_reply=expects_reply or target, client_msg_id=client_msg_id, now=now,
+        conn,
+        caller,
+        row,
+        content,
+        parent_id=parent_id,
+        metadata=metadata,
+        expects_reply=expects_reply or target,
+        client_msg_id=client_msg_id,
+        now=now,
     )
 
 
@@ -466,7 +484,9 @@ def _claim(conn: sqlite3.Connection, caller: Caller, message_id: int, ttl: float
         )
     if row["answered_by"] is not None:
         holder = conn.execute("SELECT name FROM agents WHERE id = ?", (row["answered_by"],)).fetchone()[0]
-        raise Conflict(f"message {message_id} was already answered by '{holder}'", code="already_answered", holder=holder)
+        raise Conflict(
+            f"message {message_id} was already answered by '{holder}'", code="already_answered", holder=holder
+        )
     now = time.time()
     held = conn.execute(
         "SELECT c.agent_id, c.expires_at, a.name FROM claims c JOIN agents a ON a.id = c.agent_id"
@@ -516,15 +536,27 @@ def _insert_file(
     now = time.time()
     row = _channel_for_post(conn, caller, channel, now)
     stored = StoredFile(
-        id=secrets.token_urlsafe(12), channel=channel, filename=filename, content_type=content_type,
-        size=size, sha256=digest, uploader=caller.name, created_at=now,
+        id=secrets.token_urlsafe(12),
+        channel=channel,
+        filename=filename,
+        content_type=content_type,
+        size=size,
+        sha256=digest,
+        uploader=caller.name,
+        created_at=now,
     )
     posted = None
     if announce is not None:
         posted = _insert_message(
-            conn, caller, row, announce or f"Shared a file: {filename} ({size} bytes)",
-            parent_id=None, metadata={"files": [stored.to_dict()]}, expects_reply="none",
-            client_msg_id=None, now=now,
+            conn,
+            caller,
+            row,
+            announce or f"Shared a file: {filename} ({size} bytes)",
+            parent_id=None,
+            metadata={"files": [stored.to_dict()]},
+            expects_reply="none",
+            client_msg_id=None,
+            now=now,
         )
         stored = StoredFile(**{**stored.__dict__, "message_id": posted.message.id})
     conn.execute(
@@ -582,8 +614,10 @@ def _read_channel(
     messages = [_message(row) for row in rows]
     if messages:
         cursor = messages[-1].id
+    elif since is not None:
+        cursor = since
     else:
-        cursor = since if since is not None else _high_water(conn)
+        cursor = _high_water(conn)
     return Page(messages=messages, cursor=cursor, channels=frozenset({channel["id"]}), has_more=has_more)
 
 
@@ -644,13 +678,17 @@ def _board(conn: sqlite3.Connection, caller: Caller, online_since: float) -> dic
     questions = conn.execute(
         f"SELECT {_MESSAGE_COLUMNS}, cl.expires_at AS claim_expires, ca.name AS claimed_by FROM {_MESSAGE_FROM}"
         " LEFT JOIN claims cl ON cl.message_id = m.id LEFT JOIN agents ca ON ca.id = cl.agent_id"
-        " WHERE m.expects_reply IN ('anyone', :my_name) AND m.answered_by IS NULL AND m.author_id != :me"
+        " WHERE m.answered_by IS NULL AND m.author_id != :me AND (m.expects_reply = :my_name OR"
+        "  (m.expects_reply = 'anyone' AND m.channel_id IN (SELECT channel_id FROM memberships WHERE agent_id = :me)))"
         " AND c.archived = 0 AND (cl.message_id IS NULL OR cl.agent_id = :me OR cl.expires_at < :now)"
         f" AND {_VISIBLE} ORDER BY m.id DESC LIMIT 20",
         {**params, "now": time.time()},
     ).fetchall()
     open_questions = [
-        {**_message(row).to_dict(), "claimed_by": row["claimed_by"] if row["claim_expires"] and row["claim_expires"] > time.time() else None}
+        {
+            **_message(row).to_dict(),
+            "claimed_by": row["claimed_by"] if row["claim_expires"] and row["claim_expires"] > time.time() else None,
+        }
         for row in questions
     ]
     unread_mentions = conn.execute(
@@ -693,7 +731,9 @@ def _mentions(conn: sqlite3.Connection, caller: Caller, unread_only: bool, limit
     return result
 
 
-def _search(conn: sqlite3.Connection, caller: Caller, query: str, channel: str | None, limit: int) -> list[dict[str, Any]]:
+def _search(
+    conn: sqlite3.Connection, caller: Caller, query: str, channel: str | None, limit: int
+) -> list[dict[str, Any]]:
     match = rules.fts_query(query)
     if not match:
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
@@ -735,8 +775,14 @@ def _file(conn: sqlite3.Connection, caller: Caller, file_id: str) -> StoredFile:
     except (NotFound, Forbidden) as exc:
         raise missing from exc
     return StoredFile(
-        id=row["id"], channel=row["channel"], filename=row["filename"], content_type=row["content_type"],
-        size=row["size"], sha256=row["sha256"], uploader=row["uploader"], created_at=row["created_at"],
+        id=row["id"],
+        channel=row["channel"],
+        filename=row["filename"],
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+        uploader=row["uploader"],
+        created_at=row["created_at"],
         message_id=row["message_id"],
     )
 

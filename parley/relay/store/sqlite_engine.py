@@ -197,7 +197,7 @@ class SQLiteEngine:
                     self.on_commit(committed)
                 except Exception:
                     log.exception("on_commit hook failed")
-        for item, (ok, value) in zip(batch, outcomes):
+        for item, (ok, value) in zip(batch, outcomes, strict=True):
             if item.future.done():
                 continue
             if ok:

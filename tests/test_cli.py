@@ -1,0 +1,147 @@
+"""The command line: the relay's start and clean stop, key management, and the agent commands."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Relay, data, eventually, free_port, unique
+
+from parley.cli import build_parser, main
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _commands() -> list[str]:
+    parser = build_parser()
+    names = []
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        for name, sub in action.choices.items():
+            nested = [a for a in sub._actions if isinstance(a, type(action))]
+            names += [f"{name} {n}" for n in nested[0].choices] if nested else [name]
+    return names
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help_and_is_documented(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command.split(), "--help"])
+    assert exited.value.code == 0
+    assert "usage: parley" in capsys.readouterr().out
+    assert f"parley {command}" in README.read_text()
+
+
+def test_keys_can_be_minted_before_the_relay_runs(
+    tmp_path: Path, fresh_relay: Callable[..., Relay], capsys: pytest.CaptureFixture[str]
+) -> None:
+    unused = f"http://127.0.0.1:{free_port()}"
+    assert main(["invite", "--name", "alice", "--data", str(tmp_path), "--url", unused, "--json"]) == 0
+    import json
+
+    key = json.loads(capsys.readouterr().out)["key"]
+    relay = fresh_relay(tmp_path)
+    with relay.client(key) as http:
+        assert data(http.get("/api/v1/me"))["name"] == "alice"
+
+
+def test_admin_commands_go_through_the_running_relay(
+    fresh_relay: Callable[..., Relay], capsys: pytest.CaptureFixture[str]
+) -> None:
+    relay = fresh_relay()
+    where = ["--data", str(relay.settings.data_dir), "--url", relay.url]
+    assert main(["invite", "--name", "bob", "--channel", "build", "--expires", "24h", *where]) == 0
+    printed = capsys.readouterr().out
+    key = next(line.strip() for line in printed.splitlines() if line.strip().startswith("pa_"))
+    assert "Limited to: build" in printed and "Expires" in printed and "curl -s" in printed
+    with relay.client(key) as http:
+        assert data(http.get("/api/v1/me"))["channels"] == ["build"]
+        assert main(["keys", *where]) == 0
+        listing = capsys.readouterr().out
+        assert "bob" in listing and key not in listing
+        assert main(["revoke", "bob", *where]) == 0
+        assert http.get("/api/v1/me").status_code == 401  # the running relay knew at once
+    assert main(["revoke", "bob", *where]) == 1
+    assert "no active key" in capsys.readouterr().err
+    assert main(["key", "create", "--machine", "laptop", *where]) == 0
+    assert "laptop-myproject" in capsys.readouterr().out
+    assert main(["token", "--data", str(relay.settings.data_dir)]) == 0
+    assert capsys.readouterr().out.strip() == relay.admin_token
+
+
+def test_agent_commands(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+    monkeypatch.setenv("PARLEY_KEY", alice.key)
+    assert main(["post", channel, f"hello @{bob.name}", "--expects-reply", bob.name, "--client-msg-id", "x1"]) == 0
+    assert f"{alice.name} [expects reply: {bob.name}]: hello" in capsys.readouterr().out
+    assert main(["read", channel]) == 0
+    assert "hello" in capsys.readouterr().out
+    assert main(["search", "hello", "--channel", channel]) == 0
+    assert "[hello]" in capsys.readouterr().out
+
+    # bob's key comes from a config file this time.
+    config = tmp_path / "client.json"
+    config.write_text(f'{{"url": "{relay.url}", "key": "{bob.key}"}}')
+    monkeypatch.delenv("PARLEY_KEY")
+    monkeypatch.setenv("PARLEY_CONFIG", str(config))
+    assert main(["board"]) == 0
+    out = capsys.readouterr().out
+    assert "1 unread mention" in out and "open questions for you" in out
+    assert main(["wait", "--since", "0", "--timeout", "1", "--json"]) == 0
+    assert '"cursor"' in capsys.readouterr().out
+
+    monkeypatch.setenv("PARLEY_KEY", "pa_wrong")
+    assert main(["board"]) == 1
+    assert "invalid_key" in capsys.readouterr().err
+
+
+def test_up_prints_how_to_start_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PARLEY_DATA": str(tmp_path)}
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "parley", "up", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = "".join(relay.stdout.readline() for _ in range(5))  # type: ignore[union-attr]
+        token = (tmp_path / "admin.token").read_text().strip()
+        assert url in banner and token in banner and "parley invite --name" in banner and f"curl -s {url}/" in banner
+        eventually(lambda: _healthy(url), what="relay up")
+        with httpx.Client(base_url=url, headers={"X-Admin-Token": token}) as admin:
+            key = data(admin.post("/admin/keys", json={"kind": "agent", "name": "waiter"}))["key"]
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as agent:
+                data(agent.post("/api/v1/messages", json={"channel": "general", "content": "kept"}))
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    parked = pool.submit(agent.get, "/api/v1/events", params={"wait": 50})
+                    eventually(lambda: data(admin.get("/admin/stats"))["parked_waits"] == 1, what="parked wait")
+                    relay.send_signal(signal.SIGTERM)
+                    answered = parked.result(timeout=20)
+        assert answered.status_code == 200 and data(answered)["messages"] == []
+        assert relay.wait(timeout=20) == 0
+        assert not (tmp_path / "parley.db-wal").exists()  # the database was closed and checkpointed
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+        relay.stdout.close()  # type: ignore[union-attr]
+        relay.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health").status_code == 200
+    except httpx.HTTPError:
+        return False
