@@ -104,14 +104,14 @@ async def wakes(url: str, admin: httpx.AsyncClient, waiters: int, rounds: int) -
         parked_before = await _parked(admin)
         received: list[float] = []
 
-        async def wait(conn: Connection, since: int) -> None:
+        async def wait(conn: Connection, since: int, received: list[float]) -> None:
             _, page = await conn.request(
                 "GET", "/api/v1/messages", params={"channel": "wake", "since": since, "wait": 20}
             )
             if page["data"]["messages"]:
                 received.append(time.perf_counter())
 
-        tasks = [asyncio.create_task(wait(conn, cursor)) for conn in conns]
+        tasks = [asyncio.create_task(wait(conn, cursor, received)) for conn in conns]
         while await _parked(admin) < parked_before + waiters:
             await asyncio.sleep(0.01)
         sent_at = time.perf_counter()
