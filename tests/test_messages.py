@@ -257,3 +257,27 @@ def test_archived_channel_takes_no_posts(relay: Relay) -> None:
         alice.http.post("/api/v1/messages", json={"channel": channel, "content": "after"}), 409, "channel_archived"
     )
     assert [m["content"] for m in alice.read(channel)["messages"]] == ["before"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/api/v1/messages", {"params": {"channel": "x-huge", "since": 10**30}}),
+        ("GET", "/api/v1/messages", {"params": {"channel": "x-huge", "before": 10**30}}),
+        ("GET", "/api/v1/messages", {"params": {"channel": "x-huge", "wait": "nan"}}),
+        ("GET", "/api/v1/events", {"params": {"since": 2**63}}),
+        ("POST", f"/api/v1/messages/{10**30}/claim", {}),
+        ("POST", "/api/v1/messages", {"json": {"channel": "x-huge", "content": "x", "parent_message_id": 10**30}}),
+        ("POST", "/api/v1/mentions", {"json": {"mention_ids": [10**30]}}),
+        ("POST", "/api/v1/messages", {"content": b"\xff\xfe not utf-8", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/api/v1/messages", {"json": ["a", "list"]}),
+        ("POST", "/api/v1/messages", {"json": {"channel": "x" * 5000, "content": "x"}}),
+        ("GET", "/api/v1/messages", {"params": {"channel": "\x00\x01"}}),
+        ("POST", "/api/v1/channels/%00/members", {"json": {"agent": "nobody-here"}}),
+    ],
+)
+def test_odd_input_is_a_4xx_never_a_500(relay: Relay, method: str, path: str, kwargs: dict[str, object]) -> None:
+    alice = relay.agent()
+    response = alice.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert 400 <= response.status_code < 500, response.text
+    assert_error(response, response.status_code)

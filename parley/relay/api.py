@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
@@ -27,7 +27,7 @@ from parley.relay.schemas import AddMember, CreateChannel, MarkMentions, PostDM,
 router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, description=f"at most {limits.MAX_LIST_LIMIT}")]
-Cursor = Annotated[int | None, Query(ge=0, description="exclusive: only messages with a larger id")]
+Cursor = Annotated[int | None, Query(ge=0, le=limits.MAX_ID, description="exclusive: only messages with a larger id")]
 Wait = Annotated[
     float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")
 ]
@@ -142,7 +142,7 @@ async def read_messages(
     agent: Reader,
     channel: ChannelQuery,
     limit: Limit = limits.DEFAULT_LIST_LIMIT,
-    before: Annotated[int | None, Query(ge=1, description="a message id: page backwards")] = None,
+    before: Annotated[int | None, Query(ge=1, le=limits.MAX_ID, description="a message id: page backwards")] = None,
     since: Cursor = None,
     wait: Wait = 0,
 ) -> JSONResponse:
@@ -178,7 +178,7 @@ async def post_message(
 
 
 @router.post("/messages/{message_id}/claim")
-async def claim(agent: Writer, message_id: int) -> JSONResponse:
+async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
     """Claim an open question before answering it: 200 to exactly one agent, 409 (with the holder) to the rest."""
     result = await agent.relay.store.claim(agent.caller, message_id)
     data = {"won": True, "message_id": result.message_id, "claimed_by": result.holder, "expires_at": result.expires_at}

@@ -60,32 +60,24 @@ def _secret(authorization: str | None, api_key: str | None) -> str:
     return secret
 
 
-async def _authenticate(
-    request: Request, authorization: str | None, api_key: str | None, agent_name: str | None
-) -> tuple[Relay, Caller]:
+async def _authenticate(request: Request) -> tuple[Relay, Caller]:
     relay = relay_of(request)
-    caller = await relay.store.authenticate(_secret(authorization, api_key), agent_name)
+    headers = request.headers
+    secret = _secret(headers.get("authorization"), headers.get("x-agent-api-key"))
+    caller = await relay.store.authenticate(secret, headers.get("x-agent-name"))
     relay.presence.touch(caller.agent_id)
     return relay, caller
 
 
-async def reader(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_agent_api_key: Annotated[str | None, Header()] = None,
-    x_agent_name: Annotated[str | None, Header()] = None,
-) -> Agent:
-    relay, caller = await _authenticate(request, authorization, x_agent_api_key, x_agent_name)
+async def reader(request: Request) -> Agent:
+    """An agent making a read: its read bucket pays."""
+    relay, caller = await _authenticate(request)
     return Agent(caller, relay.reads.take(caller.agent_id), relay)
 
 
-async def writer(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_agent_api_key: Annotated[str | None, Header()] = None,
-    x_agent_name: Annotated[str | None, Header()] = None,
-) -> Agent:
-    relay, caller = await _authenticate(request, authorization, x_agent_api_key, x_agent_name)
+async def writer(request: Request) -> Agent:
+    """An agent making a write: its write bucket pays."""
+    relay, caller = await _authenticate(request)
     return Agent(caller, relay.writes.take(caller.agent_id), relay)
 
 

@@ -21,7 +21,7 @@ class Budget:
         return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining)}
 
     def to_dict(self) -> dict[str, float | int]:
-        return dataclasses.asdict(self)
+        return {"limit": self.limit, "remaining": self.remaining, "refill_per_second": self.refill_per_second}
 
 
 class RateLimiter:

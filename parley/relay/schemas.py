@@ -75,7 +75,7 @@ ChannelName = Annotated[str, AfterValidator(_channel)]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata)]
 ExpectsReply = Annotated[str | None, AfterValidator(_expects_reply)]
 ClientMsgId = Annotated[str | None, Field(min_length=1, max_length=limits.MAX_CLIENT_MSG_ID_CHARS)]
-MessageId = Annotated[int, Field(ge=1)]
+MessageId = Annotated[int, Field(ge=1, le=limits.MAX_ID)]
 
 
 class Body(BaseModel):
