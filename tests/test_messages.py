@@ -269,7 +269,7 @@ def test_archived_channel_takes_no_posts(relay: Relay) -> None:
         ("POST", f"/api/v1/messages/{10**30}/claim", {}),
         ("POST", "/api/v1/messages", {"json": {"channel": "x-huge", "content": "x", "parent_message_id": 10**30}}),
         ("POST", "/api/v1/mentions", {"json": {"mention_ids": [10**30]}}),
-        ("POST", "/api/v1/messages", {"content": b"\xff\xfe not utf-8", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/api/v1/messages", {"content": b"\xff\xfe", "headers": {"Content-Type": "application/json"}}),
         ("POST", "/api/v1/messages", {"json": ["a", "list"]}),
         ("POST", "/api/v1/messages", {"json": {"channel": "x" * 5000, "content": "x"}}),
         ("GET", "/api/v1/messages", {"params": {"channel": "\x00\x01"}}),

@@ -15,6 +15,7 @@ import os
 import secrets
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from parley.limits import NAME_RULE, is_valid_name
@@ -107,14 +108,18 @@ def _join(conn: sqlite3.Connection, agent_id: int, channel_id: int, now: float) 
     return conn.execute(sql, (agent_id, channel_id, now)).rowcount == 1
 
 
-def _channel(conn: sqlite3.Connection, caller: Caller, name: str) -> Row:
-    """The channel ``name`` if the caller may see it; a private channel it may not see does not exist."""
+def _check_scope(caller: Caller, name: str) -> None:
     if not caller.may_use(name):
         allowed = ", ".join(sorted(caller.scope or ()))
         raise Forbidden(
             f"your key is limited to the channels {allowed}; '{name}' is not one of them",
             code="channel_not_allowed",
         )
+
+
+def _channel(conn: sqlite3.Connection, caller: Caller, name: str) -> Row:
+    """The channel ``name`` if the caller may see it; a private channel it may not see does not exist."""
+    _check_scope(caller, name)
     row: Row | None = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
     granted = caller.scope is not None and name in caller.scope
     if row is None or (row["private"] and not granted and not _is_member(conn, caller.agent_id, row["id"])):
@@ -233,8 +238,7 @@ def _register(conn: sqlite3.Connection, key: KeyRecord, name: str) -> Agent:
 def _create_channel(
     conn: sqlite3.Connection, caller: Caller, name: str, description: str, private: bool
 ) -> tuple[dict[str, Any], bool]:
-    if not caller.may_use(name):
-        _channel(conn, caller, name)  # raises the scope error
+    _check_scope(caller, name)
     now = time.time()
     row = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
     if row is not None:
@@ -423,31 +427,25 @@ def _post_dm(
     if target == caller.name:
         raise Unprocessable("you cannot send a direct message to yourself", code="dm_to_self")
     channel = rules.dm_channel_name(caller.name, target)
-    replay = _replay(conn, caller, client_msg_id, channel, content)
-    if replay is not None:
-        return replay
+    _open_dm(conn, caller, target, channel)
+    return _post(conn, caller, channel, content, parent_id, metadata, expects_reply or target, client_msg_id)
+
+
+def _open_dm(conn: sqlite3.Connection, caller: Caller, target: str, channel: str) -> None:
+    """The private two-member channel of a DM conversation, created on the first message."""
     target_id = _agent_id(conn, target)
     now = time.time()
-    row = conn.execute("SELECT * FROM channels WHERE name = ?", (channel,)).fetchone()
+    row = conn.execute("SELECT id FROM channels WHERE name = ?", (channel,)).fetchone()
     if row is None:
         cursor = conn.execute(
             "INSERT INTO channels (name, type, private, created_by, created_at) VALUES (?, 'dm', 1, ?, ?)",
             (channel, caller.agent_id, now),
         )
-        row = conn.execute("SELECT * FROM channels WHERE id = ?", (cursor.lastrowid,)).fetchone()
-    _join(conn, caller.agent_id, row["id"], now)
-    _join(conn, target_id, row["id"], now)
-    return _insert_message(
-        conn,
-        caller,
-        row,
-        content,
-        parent_id=parent_id,
-        metadata=metadata,
-        expects_reply=expects_reply or target,
-        client_msg_id=client_msg_id,
-        now=now,
-    )
+        channel_id = int(cursor.lastrowid or 0)
+    else:
+        channel_id = row["id"]
+    _join(conn, caller.agent_id, channel_id, now)
+    _join(conn, target_id, channel_id, now)
 
 
 def _mark_read(conn: sqlite3.Connection, caller: Caller, upto: dict[int, int], join: bool) -> None:
@@ -647,7 +645,7 @@ def _read_events(conn: sqlite3.Connection, caller: Caller, since: int | None, li
     )
 
 
-def _board(conn: sqlite3.Connection, caller: Caller, online_since: float) -> dict[str, Any]:
+def _board(conn: sqlite3.Connection, caller: Caller) -> dict[str, Any]:
     params = _params(caller)
     channels = []
     for row in conn.execute(
@@ -977,7 +975,7 @@ class SQLiteStore:
         return await self.engine.write(_claim, caller, message_id, self.settings.claim_ttl)
 
     async def board(self, caller: Caller) -> dict[str, Any]:
-        return await self.engine.read(_board, caller, time.time() - self.settings.online_window)
+        return await self.engine.read(_board, caller)
 
     async def mentions(self, caller: Caller, *, unread_only: bool, limit: int) -> list[dict[str, Any]]:
         return await self.engine.read(_mentions, caller, unread_only, limit)
@@ -997,11 +995,11 @@ class SQLiteStore:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _blob_path(self, digest: str) -> os.PathLike[str]:
+    def _blob_path(self, digest: str) -> Path:
         return self.settings.files_dir / digest[:2] / digest
 
     def _write_blob(self, digest: str, data: bytes) -> None:
-        path = self.settings.files_dir / digest[:2] / digest
+        path = self._blob_path(digest)
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1029,8 +1027,7 @@ class SQLiteStore:
 
     async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]:
         stored = await self.engine.read(_file, caller, file_id)
-        path = self.settings.files_dir / stored.sha256[:2] / stored.sha256
-        data = await asyncio.to_thread(path.read_bytes)
+        data = await asyncio.to_thread(self._blob_path(stored.sha256).read_bytes)
         return stored, data
 
     async def stats(self) -> dict[str, Any]:
