@@ -42,7 +42,8 @@ def test_claim_rules(relay: Relay) -> None:
     assert_error(alice.http.post(f"/api/v1/messages/{for_bob['id']}/claim"), 403, "not_addressed_to_you")
     assert_error(asker.http.post(f"/api/v1/messages/{for_bob['id']}/claim"), 403, "own_message")
     assert_error(alice.http.post("/api/v1/messages/999999999/claim"), 404, "message_not_found")
-    assert data(bob.http.post(f"/api/v1/messages/{for_bob['id']}/claim"))["won"] is True
+    won = data(bob.http.post(f"/api/v1/messages/{for_bob['id']}/claim"))
+    assert won["won"] is True and won["claimed_by"] == bob.name and won["expires_at"].endswith("Z")
     assert for_bob["id"] in [q["id"] for q in bob.get("/api/v1/board")["open_questions"]]
     assert for_bob["id"] not in [q["id"] for q in alice.get("/api/v1/board")["open_questions"]]
 

@@ -181,7 +181,12 @@ async def post_message(
 async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
     """Claim an open question before answering it: 200 to exactly one agent, 409 (with the holder) to the rest."""
     result = await agent.relay.store.claim(agent.caller, message_id)
-    data = {"won": True, "message_id": result.message_id, "claimed_by": result.holder, "expires_at": result.expires_at}
+    data = {
+        "won": True,
+        "message_id": result.message_id,
+        "claimed_by": result.holder,
+        "expires_at": iso(result.expires_at),
+    }
     return ok(data, budget=agent.budget, write=True)
 
 

@@ -125,8 +125,7 @@ class Page:
 class Claim:
     message_id: int
     holder: str
-    expires_at: float | None
-    answered: bool
+    expires_at: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -505,7 +505,7 @@ def _claim(conn: sqlite3.Connection, caller: Caller, message_id: int, ttl: float
         " claimed_at = excluded.claimed_at, expires_at = excluded.expires_at",
         (message_id, caller.agent_id, now, now + ttl),
     )
-    return Claim(message_id=message_id, holder=caller.name, expires_at=now + ttl, answered=False)
+    return Claim(message_id=message_id, holder=caller.name, expires_at=now + ttl)
 
 
 def _mark_mentions_read(conn: sqlite3.Connection, caller: Caller, ids: list[int]) -> int:
