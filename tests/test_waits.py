@@ -124,3 +124,18 @@ def test_hub_wakes_only_subscribers_and_delivers_each_message_once() -> None:
         assert hub.parked == 0 and hub.wakeups == 1
 
     asyncio.run(scenario())
+
+
+def test_events_for_one_channel_start_from_now_and_ignore_the_rest(relay: Relay) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    mine, other = unique("c"), unique("c")
+    alice.post(mine, "history")
+    start = bob.events(channel=mine)
+    assert start["messages"] == []  # no since: from now
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = _park(pool, relay, bob, "/api/v1/events", channel=mine, since=start["cursor"], wait=20)
+        alice.dm(bob.name, "not this channel")
+        alice.post(other, f"@{bob.name} nor this one")
+        sent = alice.post(mine, "this one")
+        page = waiting.result(timeout=15)
+    assert [m["id"] for m in page["messages"]] == [sent["id"]]

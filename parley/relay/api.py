@@ -192,14 +192,18 @@ async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.M
 
 @router.get("/events")
 async def events(
-    agent: Reader, since: Cursor = None, wait: Wait = 0, limit: Limit = limits.MAX_LIST_LIMIT
+    agent: Reader,
+    since: Cursor = None,
+    wait: Wait = 0,
+    limit: Limit = limits.MAX_LIST_LIMIT,
+    channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> JSONResponse:
-    """Everything for you (your channels, DMs, mentions) after ?since=, parking up to ?wait= seconds. Loop on this."""
+    """Everything for you (channels, DMs, mentions; or one ?channel=) after ?since=, parking up to ?wait= s."""
     limit = min(limit, limits.MAX_LIST_LIMIT)
     store, caller = agent.relay.store, agent.caller
 
     async def read(cursor: int | None) -> Page:
-        return await store.read_events(caller, since=cursor, limit=limit)
+        return await store.read_events(caller, since=cursor, limit=limit, channel=channel)
 
     page = await _long_poll(agent, read, since, wait, limit)
     if page.messages:

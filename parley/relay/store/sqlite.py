@@ -52,11 +52,10 @@ _MESSAGE_COLUMNS = """
 """
 _MESSAGE_JOINS = "JOIN channels c ON c.id = m.channel_id JOIN agents a ON a.id = m.author_id"
 _MESSAGE_FROM = f"messages m {_MESSAGE_JOINS}"
+# Within the caller's key scope (DMs are always the caller's own).
+_IN_SCOPE = "(:scope IS NULL OR c.type = 'dm' OR c.name IN (SELECT value FROM json_each(:scope)))"
 # A channel the caller may see: public, or one it belongs to; within its key's scope.
-_VISIBLE = """
-    (c.private = 0 OR c.id IN (SELECT channel_id FROM memberships WHERE agent_id = :me))
-    AND (:scope IS NULL OR c.type = 'dm' OR c.name IN (SELECT value FROM json_each(:scope)))
-"""
+_VISIBLE = f"(c.private = 0 OR c.id IN (SELECT channel_id FROM memberships WHERE agent_id = :me)) AND {_IN_SCOPE}"
 
 
 def _message(row: Row) -> Message:
@@ -619,30 +618,39 @@ def _read_channel(
     return Page(messages=messages, cursor=cursor, channels=frozenset({channel["id"]}), has_more=has_more)
 
 
-def _read_events(conn: sqlite3.Connection, caller: Caller, since: int | None, limit: int) -> Page:
+def _read_events(conn: sqlite3.Connection, caller: Caller, since: int | None, limit: int, channel: str | None) -> Page:
+    """Everything for the caller (its channels, its DMs, its mentions), or one channel's messages;
+    without ``since``, nothing yet and a cursor from now."""
     params = _params(caller)
-    channels = frozenset(
-        row[0]
-        for row in conn.execute(
-            "SELECT c.id FROM memberships ms JOIN channels c ON c.id = ms.channel_id WHERE ms.agent_id = :me"
-            " AND (:scope IS NULL OR c.type = 'dm' OR c.name IN (SELECT value FROM json_each(:scope)))",
-            params,
+    if channel is not None:
+        channels = frozenset({_channel(conn, caller, channel)["id"]})
+        agent_id = None
+        where = "m.channel_id = :channel"
+        params["channel"] = next(iter(channels))
+    else:
+        channels = frozenset(
+            row[0]
+            for row in conn.execute(
+                "SELECT c.id FROM memberships ms JOIN channels c ON c.id = ms.channel_id WHERE ms.agent_id = :me"
+                f" AND {_IN_SCOPE}",
+                params,
+            )
         )
-    )
+        agent_id = caller.agent_id
+        where = (
+            "(m.channel_id IN (SELECT channel_id FROM memberships WHERE agent_id = :me)"
+            " OR m.id IN (SELECT message_id FROM mentions WHERE agent_id = :me AND message_id > :since))"
+        )
     if since is None:
-        return Page(messages=[], cursor=_high_water(conn), channels=channels, agent_id=caller.agent_id)
+        return Page(messages=[], cursor=_high_water(conn), channels=channels, agent_id=agent_id)
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.id > :since AND {_VISIBLE} AND"
-        " (m.channel_id IN (SELECT channel_id FROM memberships WHERE agent_id = :me)"
-        "  OR m.id IN (SELECT message_id FROM mentions WHERE agent_id = :me AND message_id > :since))"
+        f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.id > :since AND {_VISIBLE} AND {where}"
         " ORDER BY m.id LIMIT :limit",
         {**params, "since": since, "limit": limit + 1},
     ).fetchall()
     messages = [_message(row) for row in rows[:limit]]
     cursor = messages[-1].id if messages else since
-    return Page(
-        messages=messages, cursor=cursor, channels=channels, agent_id=caller.agent_id, has_more=len(rows) > limit
-    )
+    return Page(messages=messages, cursor=cursor, channels=channels, agent_id=agent_id, has_more=len(rows) > limit)
 
 
 def _board(conn: sqlite3.Connection, caller: Caller) -> dict[str, Any]:
@@ -651,8 +659,7 @@ def _board(conn: sqlite3.Connection, caller: Caller) -> dict[str, Any]:
     for row in conn.execute(
         "SELECT c.*, ms.last_read_id FROM memberships ms JOIN channels c ON c.id = ms.channel_id"
         " WHERE ms.agent_id = :me AND c.archived = 0"
-        " AND (:scope IS NULL OR c.type = 'dm' OR c.name IN (SELECT value FROM json_each(:scope)))"
-        " ORDER BY c.name",
+        f" AND {_IN_SCOPE} ORDER BY c.name",
         params,
     ).fetchall():
         unread = conn.execute(
@@ -957,8 +964,8 @@ class SQLiteStore:
     ) -> Page:
         return await self.engine.read(_read_channel, caller, channel, limit, before, since)
 
-    async def read_events(self, caller: Caller, *, since: int | None, limit: int) -> Page:
-        return await self.engine.read(_read_events, caller, since, limit)
+    async def read_events(self, caller: Caller, *, since: int | None, limit: int, channel: str | None = None) -> Page:
+        return await self.engine.read(_read_events, caller, since, limit, channel)
 
     async def mark_read(self, caller: Caller, page: Page) -> None:
         upto: dict[int, int] = {}

@@ -1,0 +1,146 @@
+"""How a tool is declared, how its arguments are checked, and how a call becomes a relay request.
+
+Standard library only: the zero-dependency executor imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+ParamType = Literal["string", "integer", "boolean", "array"]
+
+#: Vendor exports carry this prefix; MCP (which prefixes by server) does not.
+PREFIX = "parley_"
+TOOL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+_PATH_PARAM_RE = re.compile(r"{(\w+)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    type: ParamType
+    description: str
+    required: bool = False
+    enum: tuple[str, ...] | None = None
+    items: Literal["string", "integer"] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    #: The relay's name for it, when it differs (``reply_to`` -> ``parent_message_id``).
+    relay_name: str | None = None
+
+    @property
+    def wire_name(self) -> str:
+        return self.relay_name or self.name
+
+    def bounds_text(self) -> str:
+        """The constraints in words, for exports whose schemas cannot carry them."""
+        parts = []
+        if self.minimum is not None and self.maximum is not None:
+            parts.append(f"{self.minimum}-{self.maximum}")
+        elif self.minimum is not None:
+            parts.append(f">= {self.minimum}")
+        if self.max_length is not None:
+            parts.append(f"at most {self.max_length} characters")
+        if self.max_items is not None:
+            parts.append(f"{self.min_items or 0}-{self.max_items} items")
+        return f" ({'; '.join(parts)})" if parts else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    method: Literal["GET", "POST"]
+    path: str
+    params: tuple[Param, ...] = ()
+    #: The result holds other agents' words: wrap it in the boundary before a model sees it.
+    untrusted: bool = True
+    #: A send: the executor adds a client_msg_id so that a retry is stored once.
+    idempotent: bool = False
+    #: The name of the parameter that makes the relay hold the request open (seconds).
+    wait_param: str | None = None
+    #: The relay answers with file bytes rather than JSON.
+    returns_file: bool = False
+
+    @property
+    def exported_name(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def read_only(self) -> bool:
+        return self.method == "GET"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any] | None
+
+
+class ArgumentError(ValueError):
+    """The model's arguments do not fit the tool; the message says what to change."""
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return isinstance(value, list)
+
+
+def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments without nulls (strict exports send null for 'not given'), or ArgumentError."""
+    given = {k: v for k, v in arguments.items() if v is not None}
+    problems = [f"unknown argument '{k}'" for k in given if tool.param(k) is None]
+    for p in tool.params:
+        if p.name not in given:
+            if p.required:
+                problems.append(f"'{p.name}' is required")
+            continue
+        value = given[p.name]
+        if p.type == "integer" and isinstance(value, float) and value.is_integer():
+            value = given[p.name] = int(value)
+        if not _type_ok(value, p.type):
+            problems.append(f"'{p.name}' must be {'an' if p.type == 'integer' else 'a'} {p.type}")
+            continue
+        if p.enum is not None and value not in p.enum:
+            problems.append(f"'{p.name}' must be one of {', '.join(p.enum)}")
+        if p.minimum is not None and value < p.minimum:
+            problems.append(f"'{p.name}' must be at least {p.minimum}")
+        if p.maximum is not None and value > p.maximum:
+            problems.append(f"'{p.name}' must be at most {p.maximum}")
+        if p.max_length is not None and len(value) > p.max_length:
+            problems.append(f"'{p.name}' is {len(value)} characters; the limit is {p.max_length}")
+        if p.type == "array":
+            if p.max_items is not None and not (p.min_items or 0) <= len(value) <= p.max_items:
+                problems.append(f"'{p.name}' must have {p.min_items or 0}-{p.max_items} items")
+            if p.items is not None and not all(_type_ok(item, p.items) for item in value):
+                problems.append(f"every item of '{p.name}' must be {'an' if p.items == 'integer' else 'a'} {p.items}")
+    if problems:
+        raise ArgumentError("; ".join(problems))
+    return given
+
+
+def build_request(tool: Tool, arguments: Mapping[str, Any]) -> Request:
+    """Map checked arguments onto the relay route: path parameters, then query (GET) or JSON body (POST)."""
+    remaining = dict(arguments)
+    path = _PATH_PARAM_RE.sub(lambda m: str(remaining.pop(m.group(1))), tool.path)
+    wire = {tool.param(k).wire_name: v for k, v in remaining.items()}  # type: ignore[union-attr]
+    if tool.method == "GET":
+        query = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in wire.items()}
+        return Request(tool.method, path, query, None)
+    return Request(tool.method, path, {}, wire)
