@@ -9,6 +9,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 ParamType = Literal["string", "integer", "boolean", "array"]
 
@@ -33,6 +34,8 @@ class Param:
     max_items: int | None = None
     #: The relay's name for it, when it differs (``reply_to`` -> ``parent_message_id``).
     relay_name: str | None = None
+    #: Sent when the model leaves the argument out (documented in the description).
+    default: int | None = None
 
     @property
     def wire_name(self) -> str:
@@ -63,6 +66,8 @@ class Tool:
     untrusted: bool = True
     #: A send: the executor adds a client_msg_id so that a retry is stored once.
     idempotent: bool = False
+    #: Repeating the call after an unclear failure does no harm (false: an upload could be stored twice).
+    retry_safe: bool = True
     #: The name of the parameter that makes the relay hold the request open (seconds).
     wait_param: str | None = None
     #: The relay answers with file bytes rather than JSON.
@@ -110,6 +115,8 @@ def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
         if p.name not in given:
             if p.required:
                 problems.append(f"'{p.name}' is required")
+            elif p.default is not None:
+                given[p.name] = p.default
             continue
         value = given[p.name]
         if p.type == "integer" and isinstance(value, float) and value.is_integer():
@@ -138,7 +145,7 @@ def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
 def build_request(tool: Tool, arguments: Mapping[str, Any]) -> Request:
     """Map checked arguments onto the relay route: path parameters, then query (GET) or JSON body (POST)."""
     remaining = dict(arguments)
-    path = _PATH_PARAM_RE.sub(lambda m: str(remaining.pop(m.group(1))), tool.path)
+    path = _PATH_PARAM_RE.sub(lambda m: quote(str(remaining.pop(m.group(1))), safe=""), tool.path)
     wire = {tool.param(k).wire_name: v for k, v in remaining.items()}  # type: ignore[union-attr]
     if tool.method == "GET":
         query = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in wire.items()}

@@ -1,0 +1,182 @@
+"""Turn any model's tool call into a relay request, and the answer into text for the model.
+
+Standard library only, so any Python >= 3.10 agent loop can use it without parley's dependencies::
+
+    executor = Executor("http://127.0.0.1:8765", key="pa_...")
+    text = executor.execute("parley_send_message", '{"channel": "build", "content": "done"}')
+
+Nothing a model can get wrong raises: an unknown tool, bad arguments or a relay refusal come back
+as a short error the model can act on. Connection failures, timeouts and 5xx are retried with
+backoff and jitter (honouring Retry-After); every send carries a client_msg_id, so a retry is
+stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from parley import __version__
+from parley.boundary import wrap
+from parley.executors.retry import MAX_RETRY_AFTER, NOT_ACTED_STATUSES, backoff, parse_retry_after, should_retry
+from parley.executors.transport import KeepAliveTransport, Response, Transport, TransportError
+from parley.tool_definitions.catalog import TOOLS, find
+from parley.tool_definitions.spec import ArgumentError, Request, Tool, build_request, check_arguments
+
+#: Seconds a request may take beyond the time the relay is asked to wait.
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolResult:
+    """What a call produced: ``text`` for the model, ``data`` or ``error`` for code."""
+
+    tool: str
+    ok: bool
+    text: str
+    data: Any = None
+    error: dict[str, Any] | None = None
+    status: int | None = None
+    attempts: int = 0
+
+
+class Executor:
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        agent_name: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 4,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.transport = transport or KeepAliveTransport(self.base_url)
+        self._sleep = sleep
+        self._headers = {
+            "Authorization": f"Bearer {key}",
+            "Accept": "application/json",
+            "User-Agent": f"parley-executor/{__version__}",
+        }
+        if agent_name:
+            self._headers["x-agent-name"] = agent_name
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
+        """Run one tool call and return the text to hand back to the model. Never raises for the model's mistakes."""
+        return self.execute_json(name, arguments).text
+
+    def execute_json(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> ToolResult:
+        """Run one tool call and return the structured result as well as the model's text."""
+        tool = find(name)
+        if tool is None:
+            known = ", ".join(t.name for t in TOOLS)
+            return _failure(name, "unknown_tool", f"there is no tool '{name}'. The parley tools are: {known}")
+        try:
+            checked = check_arguments(tool, _parse_arguments(arguments))
+        except ArgumentError as exc:
+            return _failure(tool.name, "invalid_arguments", f"{exc}. Fix the arguments and call {tool.name} again.")
+        request = build_request(tool, checked)
+        if tool.idempotent and request.body is not None:
+            request.body["client_msg_id"] = uuid.uuid4().hex
+        wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0
+        return self._send(tool, request, self.timeout + wait)
+
+    def _send(self, tool: Tool, request: Request, timeout: float) -> ToolResult:
+        path = f"{request.path}?{urlencode(request.query)}" if request.query else request.path
+        headers = dict(self._headers)
+        body = None
+        if request.body is not None:
+            body = json.dumps(request.body).encode()
+            headers["Content-Type"] = "application/json"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.transport.handle(request.method, path, headers, body, timeout)
+            except TransportError as exc:
+                if attempt > self.retries or (exc.sent and not tool.retry_safe):
+                    return _failure(tool.name, "relay_unreachable", f"{exc}; try again later", attempts=attempt)
+                self._sleep(backoff(attempt - 1, None))
+                continue
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retryable = should_retry(response.status) and (tool.retry_safe or response.status in NOT_ACTED_STATUSES)
+            waitable = retry_after is None or retry_after <= MAX_RETRY_AFTER
+            if retryable and waitable and attempt <= self.retries:
+                self._sleep(backoff(attempt - 1, retry_after))
+                continue
+            return _render(tool, response, attempt)
+
+
+def _parse_arguments(arguments: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            raise ArgumentError(f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    if not isinstance(arguments, Mapping):
+        raise ArgumentError("the arguments must be a JSON object")
+    return arguments
+
+
+def _failure(tool: str, code: str, message: str, *, status: int | None = None, attempts: int = 0) -> ToolResult:
+    return ToolResult(
+        tool=tool,
+        ok=False,
+        text=f"parley error ({code}): {message}",
+        error={"code": code, "message": message},
+        status=status,
+        attempts=attempts,
+    )
+
+
+def _render(tool: Tool, response: Response, attempts: int) -> ToolResult:
+    if response.status >= 400:
+        try:
+            error = json.loads(response.body)["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = f"http_{response.status}", response.body[:300].decode("utf-8", "replace")
+        return _failure(tool.name, code, message, status=response.status, attempts=attempts)
+    data = _file_data(response) if tool.returns_file else json.loads(response.body)["data"]
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if tool.untrusted:
+        text = wrap(text)
+    return ToolResult(tool=tool.name, ok=True, text=text, data=data, status=response.status, attempts=attempts)
+
+
+def _file_data(response: Response) -> dict[str, Any]:
+    disposition = response.headers.get("content-disposition", "")
+    filename = disposition.partition('filename="')[2].partition('"')[0] or None
+    info: dict[str, Any] = {
+        "filename": filename,
+        "content_type": response.headers.get("content-type"),
+        "size": len(response.body),
+    }
+    try:
+        info["content"] = response.body.decode("utf-8")
+        info["encoding"] = "utf-8"
+    except UnicodeDecodeError:
+        info["content"] = base64.b64encode(response.body).decode()
+        info["encoding"] = "base64"
+    return info
