@@ -1,4 +1,5 @@
-"""The README's curl examples run against a live relay."""
+"""The README's examples are code a test runs: the curl block against a live relay, and each vendor
+snippet with the real SDK against a live relay and a scripted provider (``providers.py``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Relay
+from providers import ScriptedProvider
+
+from parley.tool_definitions import load
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-def _marked_blocks(marker: str) -> list[str]:
-    pattern = re.compile(rf"<!-- test: {marker} -->\n```sh\n(.*?)```", re.DOTALL)
+def _marked_blocks(marker: str, language: str = "sh") -> list[str]:
+    pattern = re.compile(rf"<!-- test: {marker} -->\n```{language}\n(.*?)```", re.DOTALL)
     return pattern.findall(README.read_text())
 
 
@@ -38,3 +43,53 @@ def test_readme_curl_examples_work(relay: Relay) -> None:
             text = text[end:].strip()
         assert len(answers) == block.count("curl ") and all("data" in a for a in answers)
     assert alice.read("build")["messages"][0]["content"] == "Who can review PR 12?"
+
+
+def _tools_sent(vendor: str, body: dict[str, Any]) -> list[str]:
+    if vendor == "gemini":
+        return [d["name"] for d in body["tools"][0]["functionDeclarations"]]
+    if vendor == "openai":
+        return [t["function"]["name"] for t in body["tools"]]
+    return [t["name"] for t in body["tools"]]
+
+
+def _tool_results(vendor: str, namespace: dict[str, Any]) -> list[str]:
+    if vendor == "openai":
+        return [m["content"] for m in namespace["messages"] if isinstance(m, dict) and m["role"] == "tool"]
+    if vendor == "gemini":
+        return [part.function_response.response["result"] for part in namespace["contents"][-1].parts]
+    return [block["content"] for block in namespace["messages"][-1]["content"]]
+
+
+@pytest.mark.parametrize("vendor", ["openai", "gemini", "anthropic"])
+def test_readme_vendor_snippet_runs(vendor: str, relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = _marked_blocks(vendor, "python")
+    asker, alice = relay.agent(), relay.agent()
+    channel = f"readme-{vendor}"
+    asker.post(channel, "Anyone free to review?", expects_reply="anyone")
+    alice.read(channel)
+    provider = ScriptedProvider("parley_check_board")
+    for name, value in {
+        "PARLEY_URL": relay.url,
+        "PARLEY_KEY": alice.key,
+        "OPENAI_API_KEY": "test",
+        "OPENAI_BASE_URL": f"{provider.url}/v1",
+        "GEMINI_API_KEY": "test",
+        "GOOGLE_GEMINI_BASE_URL": provider.url,
+        "ANTHROPIC_API_KEY": "test",
+        "ANTHROPIC_BASE_URL": provider.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(block, f"README.md ({vendor})", "exec"), namespace)
+    finally:
+        namespace["parley"].close()
+        if hasattr(namespace["client"], "close"):
+            namespace["client"].close()
+        provider.close()
+    ((_, sent),) = provider.requests
+    export = load({"openai": "openai-chat"}.get(vendor, vendor))
+    assert _tools_sent(vendor, sent) == [t.get("function", t)["name"] for t in export]
+    (result,) = _tool_results(vendor, namespace)
+    assert "Anyone free to review?" in result and result.startswith("<<<parley data:")
