@@ -1,0 +1,40 @@
+"""The public names of the importable parts, pinned so that a change to them is a decision."""
+
+from __future__ import annotations
+
+import parley.executors
+import parley.tool_definitions
+
+
+def test_executor_exports() -> None:
+    assert set(parley.executors.__all__) == {
+        "Executor",
+        "KeepAliveTransport",
+        "Response",
+        "ToolResult",
+        "Transport",
+        "TransportError",
+    ]
+    for name in parley.executors.__all__:
+        assert getattr(parley.executors, name).__module__.startswith("parley.executors")
+
+
+def test_tool_definition_exports() -> None:
+    assert set(parley.tool_definitions.__all__) == {
+        "FORMATS",
+        "PREFIX",
+        "TOOLS",
+        "ArgumentError",
+        "Param",
+        "Tool",
+        "build_request",
+        "check_arguments",
+        "export",
+        "find",
+        "json_schema",
+        "load",
+        "openai_tool_violations",
+        "strict_violations",
+    ]
+    for name in parley.tool_definitions.__all__:
+        assert hasattr(parley.tool_definitions, name)
