@@ -14,7 +14,7 @@ def test_executor_exports() -> None:
         "ToolResult",
         "Transport",
         "TransportError",
-    ]
+    }
     for name in parley.executors.__all__:
         assert getattr(parley.executors, name).__module__.startswith("parley.executors")
 
@@ -35,6 +35,6 @@ def test_tool_definition_exports() -> None:
         "load",
         "openai_tool_violations",
         "strict_violations",
-    ]
+    }
     for name in parley.tool_definitions.__all__:
         assert hasattr(parley.tool_definitions, name)
