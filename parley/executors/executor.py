@@ -18,7 +18,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -86,44 +86,90 @@ class Executor:
 
     def execute_json(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> ToolResult:
         """Run one tool call and return the structured result as well as the model's text."""
-        tool = find(name)
-        if tool is None:
-            known = ", ".join(t.name for t in TOOLS)
-            return _failure(name, "unknown_tool", f"there is no tool '{name}'. The parley tools are: {known}")
+        flow = tool_call(name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries)
         try:
-            checked = check_arguments(tool, _parse_arguments(arguments))
-        except ArgumentError as exc:
-            return _failure(tool.name, "invalid_arguments", f"{exc}. Fix the arguments and call {tool.name} again.")
-        request = build_request(tool, checked)
-        if tool.idempotent and request.body is not None:
-            request.body["client_msg_id"] = uuid.uuid4().hex
-        wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0
-        return self._send(tool, request, self.timeout + wait)
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    self._sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                try:
+                    outcome: Response | TransportError = self.transport.handle(
+                        step.method, step.path, step.headers, step.body, step.timeout
+                    )
+                except TransportError as exc:
+                    outcome = exc
+                step = flow.send(outcome)
+        except StopIteration as done:
+            result: ToolResult = done.value
+            return result
 
-    def _send(self, tool: Tool, request: Request, timeout: float) -> ToolResult:
-        path = f"{request.path}?{urlencode(request.query)}" if request.query else request.path
-        headers = dict(self._headers)
-        body = None
-        if request.body is not None:
-            body = json.dumps(request.body).encode()
-            headers["Content-Type"] = "application/json"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.transport.handle(request.method, path, headers, body, timeout)
-            except TransportError as exc:
-                if attempt > self.retries or (exc.sent and not tool.retry_safe):
-                    return _failure(tool.name, "relay_unreachable", f"{exc}; try again later", attempts=attempt)
-                self._sleep(backoff(attempt - 1, None))
-                continue
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            retryable = should_retry(response.status) and (tool.retry_safe or response.status in NOT_ACTED_STATUSES)
-            waitable = retry_after is None or retry_after <= MAX_RETRY_AFTER
-            if retryable and waitable and attempt <= self.retries:
-                self._sleep(backoff(attempt - 1, retry_after))
-                continue
-            return _render(tool, response, attempt)
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    """Step of a tool call: send this request, then pass back the Response or TransportError."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes | None
+    timeout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Sleep:
+    """Step of a tool call: wait this long, then pass back None."""
+
+    seconds: float
+
+
+CallFlow = Generator[Send | Sleep, "Response | TransportError | None", ToolResult]
+
+
+def tool_call(
+    name: str, arguments: Mapping[str, Any] | str | None, *, headers: dict[str, str], timeout: float, retries: int
+) -> CallFlow:
+    """One tool call as a generator of I/O steps (sans-IO), so a sync and an async driver share every rule:
+    argument checks, request mapping, client_msg_id, retries with backoff, and the rendering for the model."""
+    tool = find(name)
+    if tool is None:
+        known = ", ".join(t.name for t in TOOLS)
+        return _failure(name, "unknown_tool", f"there is no tool '{name}'. The parley tools are: {known}")
+    try:
+        checked = check_arguments(tool, _parse_arguments(arguments))
+    except ArgumentError as exc:
+        return _failure(tool.name, "invalid_arguments", f"{exc}. Fix the arguments and call {tool.name} again.")
+    request = build_request(tool, checked)
+    if tool.idempotent and request.body is not None:
+        request.body["client_msg_id"] = uuid.uuid4().hex
+    wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0
+    send = _send_step(request, headers, timeout + wait)
+    attempt = 0
+    while True:
+        attempt += 1
+        outcome = yield send
+        if isinstance(outcome, TransportError):
+            if attempt > retries or (outcome.sent and not tool.retry_safe):
+                return _failure(tool.name, "relay_unreachable", f"{outcome}; try again later", attempts=attempt)
+            yield Sleep(backoff(attempt - 1, None))
+            continue
+        assert outcome is not None
+        retry_after = parse_retry_after(outcome.headers.get("retry-after"))
+        retryable = should_retry(outcome.status) and (tool.retry_safe or outcome.status in NOT_ACTED_STATUSES)
+        waitable = retry_after is None or retry_after <= MAX_RETRY_AFTER
+        if retryable and waitable and attempt <= retries:
+            yield Sleep(backoff(attempt - 1, retry_after))
+            continue
+        return _render(tool, outcome, attempt)
+
+
+def _send_step(request: Request, headers: dict[str, str], timeout: float) -> Send:
+    path = f"{request.path}?{urlencode(request.query)}" if request.query else request.path
+    if request.body is None:
+        return Send(request.method, path, headers, None, timeout)
+    body = json.dumps(request.body).encode()
+    return Send(request.method, path, {**headers, "Content-Type": "application/json"}, body, timeout)
 
 
 def _parse_arguments(arguments: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
