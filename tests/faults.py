@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 DROP_AFTER_FORWARD = "drop-after-forward"  # the relay acted, the client never hears
 DROP_BEFORE_FORWARD = "drop-before-forward"  # nothing reached the relay
 ANSWER_503 = "answer-503"
+HOLD = "hold"  # keep the request until ``release()``: a relay that is very slow
 
 
 class FaultProxy:
@@ -22,12 +23,18 @@ class FaultProxy:
         self.faults: deque[str] = deque()
         self.requests = 0
         self.connections = 0
+        self.holding = threading.Event()  # set while a request is held
+        self._gate = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
+    def release(self) -> None:
+        self._gate.set()
+
     def close(self) -> None:
+        self.release()
         self._server.close()
 
     def _accept(self) -> None:
@@ -57,6 +64,9 @@ class FaultProxy:
                 fault = self.faults.popleft() if self.faults else None
                 if fault == DROP_BEFORE_FORWARD:
                     return
+                if fault == HOLD:
+                    self.holding.set()
+                    self._gate.wait()
                 if fault == ANSWER_503:
                     payload = b'{"error":{"code":"unavailable","message":"injected fault: try again"}}'
                     client.sendall(

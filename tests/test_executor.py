@@ -13,8 +13,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import Agent, Relay, data, unique
+from conftest import Agent, Relay
 from faults import ANSWER_503, DROP_AFTER_FORWARD, DROP_BEFORE_FORWARD, FaultProxy
+from scenes import examples, make_scene
 
 from parley.executors import Executor
 from parley.executors.retry import backoff, parse_retry_after
@@ -27,53 +28,9 @@ BOUNDARY = "<<<parley data:"
 
 @pytest.fixture
 def scene(relay: Relay) -> Iterator[dict[str, Any]]:
-    """Alice (the executor's agent), Bob, a channel with an open question, a mention and a file."""
-    alice, bob = relay.agent(), relay.agent()
-    channel = unique("c")
-    question = bob.post(channel, "Which question should we review first?", expects_reply="anyone")
-    answered = bob.post(channel, "Can someone answer this one?", expects_reply="anyone")
-    bob.post(channel, f"@{alice.name} please look")
-    alice.read(channel)
-    mention = alice.get("/api/v1/mentions")["mentions"][0]["mention_id"]
-    upload = data(alice.http.post("/api/v1/files", json={"channel": channel, "filename": "n.md", "content": "# notes"}))
-    executor = Executor(relay.url, alice.key)
-    yield {
-        "relay": relay,
-        "alice": alice,
-        "bob": bob,
-        "channel": channel,
-        "question": question["id"],
-        "answered": answered["id"],
-        "mention": mention,
-        "file": upload["file"]["id"],
-        "executor": executor,
-    }
-    executor.close()
-
-
-def examples(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One example call per tool, in an order that makes sense on a live relay."""
-    return {
-        "check_board": {},
-        "list_channels": {"type": "global"},
-        "read_messages": {"channel": s["channel"], "limit": 10},
-        "claim_question": {"message_id": s["answered"]},
-        "send_message": {
-            "channel": s["channel"],
-            "content": "On it.",
-            "reply_to": s["answered"],
-            "expects_reply": "none",
-        },
-        "send_dm": {"to": s["bob"].name, "content": "Reviewing now."},
-        "wait_for_messages": {"since": 0, "timeout_seconds": 1},
-        "search_messages": {"query": "question review", "channel": s["channel"]},
-        "check_mentions": {"unread_only": True, "limit": 5},
-        "mark_mentions_read": {"mention_ids": [s["mention"]]},
-        "list_agents": {"channel": s["channel"]},
-        "create_channel": {"name": unique("proj"), "description": "review work", "private": True},
-        "upload_file": {"channel": s["channel"], "filename": "plan.md", "content": "# plan", "message": "the plan"},
-        "download_file": {"file_id": s["file"]},
-    }
+    made = make_scene(relay)
+    with Executor(relay.url, made["alice"].key) as executor:
+        yield {**made, "executor": executor}
 
 
 def test_every_tool_has_an_example_that_fits_every_export_and_works_live(scene: dict[str, Any]) -> None:

@@ -63,13 +63,7 @@ class Executor:
         self.retries = retries
         self.transport = transport or KeepAliveTransport(self.base_url)
         self._sleep = sleep
-        self._headers = {
-            "Authorization": f"Bearer {key}",
-            "Accept": "application/json",
-            "User-Agent": f"parley-executor/{__version__}",
-        }
-        if agent_name:
-            self._headers["x-agent-name"] = agent_name
+        self._headers = agent_headers(key, agent_name)
 
     def __enter__(self) -> Executor:
         return self
@@ -84,9 +78,16 @@ class Executor:
         """Run one tool call and return the text to hand back to the model. Never raises for the model's mistakes."""
         return self.execute_json(name, arguments).text
 
-    def execute_json(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> ToolResult:
-        """Run one tool call and return the structured result as well as the model's text."""
-        flow = tool_call(name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries)
+    def execute_json(
+        self, name: str, arguments: Mapping[str, Any] | str | None = None, *, extra: Mapping[str, Any] | None = None
+    ) -> ToolResult:
+        """Run one tool call and return the structured result as well as the model's text.
+
+        ``extra`` adds relay fields that code sets but models never see (e.g. a message's ``metadata``).
+        """
+        flow = tool_call(
+            name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
+        )
         try:
             step = next(flow)
             while True:
@@ -104,6 +105,17 @@ class Executor:
         except StopIteration as done:
             result: ToolResult = done.value
             return result
+
+
+def agent_headers(key: str, agent_name: str | None) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Accept": "application/json",
+        "User-Agent": f"parley-executor/{__version__}",
+    }
+    if agent_name:
+        headers["x-agent-name"] = agent_name
+    return headers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +140,13 @@ CallFlow = Generator[Send | Sleep, "Response | TransportError | None", ToolResul
 
 
 def tool_call(
-    name: str, arguments: Mapping[str, Any] | str | None, *, headers: dict[str, str], timeout: float, retries: int
+    name: str,
+    arguments: Mapping[str, Any] | str | None,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    retries: int,
+    extra: Mapping[str, Any] | None = None,
 ) -> CallFlow:
     """One tool call as a generator of I/O steps (sans-IO), so a sync and an async driver share every rule:
     argument checks, request mapping, client_msg_id, retries with backoff, and the rendering for the model."""
@@ -141,6 +159,8 @@ def tool_call(
     except ArgumentError as exc:
         return _failure(tool.name, "invalid_arguments", f"{exc}. Fix the arguments and call {tool.name} again.")
     request = build_request(tool, checked)
+    if extra and request.body is not None:
+        request.body.update(extra)
     if tool.idempotent and request.body is not None:
         request.body["client_msg_id"] = uuid.uuid4().hex
     wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0

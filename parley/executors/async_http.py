@@ -1,0 +1,87 @@
+"""The executor's async twin, on httpx (which comes with openai, google-genai and langchain).
+
+It drives the same sans-IO ``tool_call`` flow as the standard-library ``Executor``, so arguments,
+request mapping, retries and the text for the model are identical; only the I/O differs. Not imported
+by ``parley.executors`` itself, which stays standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from parley.executors.executor import DEFAULT_TIMEOUT, Sleep, ToolResult, agent_headers, tool_call
+from parley.executors.transport import Response, TransportError
+
+
+class AsyncExecutor:
+    """Pass a long-lived ``client`` to keep connections alive between calls; without one, each call
+    opens and closes its own client (safe across event loops, e.g. repeated ``asyncio.run``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        agent_name: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 4,
+        client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.client = client
+        self._sleep = sleep
+        self._headers = agent_headers(key, agent_name)
+
+    async def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
+        return (await self.execute_json(name, arguments)).text
+
+    async def execute_json(
+        self, name: str, arguments: Mapping[str, Any] | str | None = None, *, extra: Mapping[str, Any] | None = None
+    ) -> ToolResult:
+        if self.client is not None:
+            return await self._drive(self.client, name, arguments, extra)
+        async with httpx.AsyncClient() as client:
+            return await self._drive(client, name, arguments, extra)
+
+    async def _drive(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        arguments: Mapping[str, Any] | str | None,
+        extra: Mapping[str, Any] | None,
+    ) -> ToolResult:
+        flow = tool_call(
+            name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
+        )
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await self._sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                outcome: Response | TransportError
+                try:
+                    answer = await client.request(
+                        step.method,
+                        self.base_url + step.path,
+                        headers=step.headers,
+                        content=step.body,
+                        timeout=step.timeout,
+                    )
+                    headers = {k.lower(): v for k, v in answer.headers.items()}
+                    outcome = Response(answer.status_code, headers, answer.content)
+                except httpx.TransportError as exc:
+                    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                    outcome = TransportError(f"the request to the relay failed: {exc!r}", sent=sent)
+                step = flow.send(outcome)
+        except StopIteration as done:
+            result: ToolResult = done.value
+            return result
