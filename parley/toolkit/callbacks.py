@@ -73,9 +73,11 @@ class StatusPoster:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
+        """Post what is queued, stop the thread, close the connection."""
         self.flush(timeout)
         self._queue.put(_STOP)
         self._worker.join(timeout)
+        self.executor.close()
 
     def _count(self, stat: str, busy: int = 0) -> None:
         with self._idle:
