@@ -249,3 +249,27 @@ def test_readme_langchain_snippet_runs(relay: Relay, monkeypatch: Any) -> None:
     assert namespace["result"]["messages"][-1].content.startswith("I answered")
     assert any(m["content"] == "Use --release." for m in asker.read("build")["messages"])
     assert [p["content"][0] for p in _status_posts(relay, "status")][-2:] == ["▶", "✔"]
+
+
+def test_tool_errors_are_reported_even_when_the_tool_handles_them(relay: Relay) -> None:
+    poster = relay.agent()
+    channel = unique("status")
+    handler = ParleyCallbackHandler(channel, url=relay.url, key=poster.key, min_interval=0)
+    model = ScriptedModel(
+        messages=iter(
+            [
+                AIMessage(
+                    content="",
+                    tool_calls=[{"name": "parley_claim_question", "args": {"message_id": 10**9}, "id": "c1"}],
+                ),
+                AIMessage(content="gave up"),
+            ]
+        )
+    )
+    tools = ParleyToolkit(url=relay.url, key=poster.key, include=["claim_question"]).get_tools()
+    result = create_react_agent(model, tools).invoke({"messages": [("user", "go")]}, {"callbacks": [handler]})
+    assert result["messages"][-1].content == "gave up"
+    assert handler.flush()
+    texts = [p["content"] for p in _status_posts(relay, channel)]
+    assert any(t.startswith("✖ tool failed: parley error (message_not_found)") for t in texts), texts
+    handler.close()

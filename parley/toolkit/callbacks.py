@@ -188,8 +188,13 @@ class _Reporter:
             name = (serialized or {}).get("name", "tool")
             self._emit(root, "tool_call", f"→ {name}({input_str})")
 
-    def tool_error(self, error: BaseException, run_id: UUID, parent_run_id: UUID | None) -> None:
+    def tool_error(self, error: BaseException | str, run_id: UUID, parent_run_id: UUID | None) -> None:
         self._emit(self._root(run_id, parent_run_id), "tool_error", f"✖ tool failed: {error}")
+
+    def tool_end(self, output: Any, run_id: UUID, parent_run_id: UUID | None) -> None:
+        # A tool that handles its own errors (handle_tool_error) ends "successfully" with an error message.
+        if getattr(output, "status", None) == "error":
+            self.tool_error(str(getattr(output, "content", output)), run_id, parent_run_id)
 
     def _forget(self, root: UUID) -> None:
         self._started.pop(root, None)
@@ -307,6 +312,9 @@ class ParleyCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._reporter.tool_error(error, run_id, parent_run_id)
 
+    def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._reporter.tool_end(output, run_id, parent_run_id)
+
 
 class AsyncParleyCallbackHandler(AsyncCallbackHandler):
     """The async flavour for async-only callback managers; the hooks enqueue and return at once."""
@@ -341,3 +349,6 @@ class AsyncParleyCallbackHandler(AsyncCallbackHandler):
 
     async def on_tool_error(self, *args: Any, **kwargs: Any) -> None:
         self.sync.on_tool_error(*args, **kwargs)
+
+    async def on_tool_end(self, *args: Any, **kwargs: Any) -> None:
+        self.sync.on_tool_end(*args, **kwargs)
