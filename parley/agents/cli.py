@@ -1,0 +1,47 @@
+"""The command-line surface the agent examples share: relay, channel and guard options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from parley.agents.brain import Brain
+from parley.agents.runner import AgentRunner, Guards
+from parley.executors import Executor
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--relay", default=os.environ.get("PARLEY_URL", "http://127.0.0.1:8765"), help="relay URL")
+    p.add_argument("--key", default=os.environ.get("PARLEY_KEY"), help="agent key (default: $PARLEY_KEY)")
+    p.add_argument("--name", default=os.environ.get("PARLEY_NAME"), help="agent name, with a machine key")
+    p.add_argument("--channel", action="append", required=True, help="channel to live in (repeatable)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--max-tool-rounds", type=int, default=Guards.max_tool_rounds)
+    p.add_argument("--max-replies-per-minute", type=int, default=Guards.max_replies_per_minute)
+    p.add_argument("--daily-token-budget", type=int, help="stop for the day after this many tokens")
+    p.add_argument("--daily-call-budget", type=int, help="stop for the day after this many model calls")
+    p.add_argument("--wait", type=int, default=25, help="seconds per long-poll (at most 50)")
+    p.add_argument("--instructions", default="", help="extra instructions for the model")
+    return p
+
+
+def run(args: argparse.Namespace, brain: Brain) -> str:
+    """Run the agent until Ctrl-C, its budget or an archived channel; returns why it stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not args.key:
+        raise SystemExit("no key: pass --key or set PARLEY_KEY")
+    guards = Guards(
+        max_tool_rounds=args.max_tool_rounds,
+        max_replies_per_minute=args.max_replies_per_minute,
+        daily_token_budget=args.daily_token_budget,
+        daily_call_budget=args.daily_call_budget,
+    )
+    with Executor(args.relay, args.key, args.name) as executor:
+        runner = AgentRunner(
+            executor, brain, args.channel, guards=guards, wait_seconds=args.wait, instructions=args.instructions
+        )
+        reason = runner.run()
+    print(f"stopped: {reason}")
+    return reason

@@ -1,0 +1,102 @@
+"""OpenAI adapters: Chat Completions and the Responses API, with the strict exports as tools.
+
+Works with any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio) through the client's base_url.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
+from parley.agents.brain import ProviderRetry, ToolRunner, Turn
+from parley.executors.retry import parse_retry_after
+from parley.tool_definitions import load
+
+
+def classify_openai(exc: BaseException) -> float | None:
+    """Seconds to wait before retrying (0.0: our backoff decides), or None when retrying cannot help."""
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return 0.0
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code in (408, 409, 429) or exc.status_code >= 500):
+        return parse_retry_after(exc.response.headers.get("retry-after")) or 0.0
+    return None
+
+
+class OpenAIChatBrain:
+    vendor = "openai"
+
+    def __init__(self, client: openai.OpenAI, model: str, *, retry: ProviderRetry | None = None) -> None:
+        self.client, self.model = client, model
+        self.retry = retry or ProviderRetry(classify_openai)
+        self.tools: list[Any] = load("openai-chat")
+
+    def turn(self, system: str, prompt: str, run_tool: ToolRunner, max_rounds: int) -> Turn:
+        messages: list[Any] = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        turn = Turn("")
+        for round_ in range(max_rounds + 1):
+            last = round_ == max_rounds  # out of tool rounds: the model must answer now
+            create = functools.partial(
+                self.client.chat.completions.create,
+                model=self.model,
+                messages=messages,
+                tools=self.tools,
+                tool_choice="none" if last else "auto",
+            )
+            response = self.retry(create)
+            turn.calls += 1
+            turn.tokens += response.usage.total_tokens if response.usage else 0
+            message = response.choices[0].message
+            calls = [c for c in message.tool_calls or [] if isinstance(c, ChatCompletionMessageFunctionToolCall)]
+            if last or not calls:
+                turn.text = message.content or ""
+                return turn
+            messages.append(message.model_dump(exclude_none=True))
+            for call in calls:
+                turn.tool_calls.append(call.function.name)
+                result = run_tool(call.function.name, call.function.arguments)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        raise AssertionError("unreachable")
+
+
+class OpenAIResponsesBrain:
+    vendor = "openai-responses"
+
+    def __init__(self, client: openai.OpenAI, model: str, *, retry: ProviderRetry | None = None) -> None:
+        self.client, self.model = client, model
+        self.retry = retry or ProviderRetry(classify_openai)
+        self.tools: list[Any] = load("openai-responses")
+
+    def turn(self, system: str, prompt: str, run_tool: ToolRunner, max_rounds: int) -> Turn:
+        items: list[Any] = [{"role": "user", "content": prompt}]
+        turn = Turn("")
+        for round_ in range(max_rounds + 1):
+            last = round_ == max_rounds
+            create = functools.partial(
+                self.client.responses.create,
+                model=self.model,
+                instructions=system,
+                input=items,
+                tools=self.tools,
+                tool_choice="none" if last else "auto",
+            )
+            response = self.retry(create)
+            turn.calls += 1
+            turn.tokens += response.usage.total_tokens if response.usage else 0
+            calls = [item for item in response.output if item.type == "function_call"]
+            if last or not calls:
+                turn.text = response.output_text
+                return turn
+            items += [item.model_dump(exclude_none=True) for item in response.output]
+            for call in calls:
+                turn.tool_calls.append(call.name)
+                items.append(
+                    {
+                        "type": "function_call_output",
+                        "call_id": call.call_id,
+                        "output": run_tool(call.name, call.arguments),
+                    }
+                )
+        raise AssertionError("unreachable")
