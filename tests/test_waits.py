@@ -139,3 +139,18 @@ def test_events_for_one_channel_start_from_now_and_ignore_the_rest(relay: Relay)
         sent = alice.post(mine, "this one")
         page = waiting.result(timeout=15)
     assert [m["id"] for m in page["messages"]] == [sent["id"]]
+
+
+def test_hub_resync_makes_waits_read_again() -> None:
+    async def scenario() -> None:
+        hub = Hub()
+        page = Page(messages=[], cursor=5, channels=frozenset({1}))
+        waiting = asyncio.ensure_future(hub.wait(page, agent_id=1, timeout=5))
+        while hub.parked < 1:
+            await asyncio.sleep(0)
+        hub.resync(high_water=9)  # notifications up to 9 may have been missed
+        assert await waiting is None  # parked waits read again
+        assert await hub.wait(page, agent_id=1, timeout=5) is None  # and so does a wait from an older cursor
+        assert await hub.wait(Page([], 9, frozenset({1})), agent_id=1, timeout=0.01) == []
+
+    asyncio.run(scenario())

@@ -56,11 +56,7 @@ async def archive(relay: Admin, channel: str) -> JSONResponse:
 @router.get("/stats")
 async def stats(relay: Admin) -> JSONResponse:
     data = await relay.store.stats()
-    data.update(
-        parked_waits=relay.hub.parked,
-        wakeups=relay.hub.wakeups,
-        rate_limit_refusals=relay.writes.refusals + relay.reads.refusals,
-    )
+    data.update(parked_waits=relay.hub.parked, wakeups=relay.hub.wakeups)
     return ok(data)
 
 

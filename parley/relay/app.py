@@ -19,7 +19,6 @@ from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
 from parley.relay.presence import Presence
-from parley.relay.ratelimit import RateLimiter
 from parley.relay.responses import error, invalid
 from parley.relay.settings import Settings
 from parley.relay.store.base import Store
@@ -75,14 +74,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store=store,
         hub=hub,
         presence=Presence(hub, settings.online_window),
-        writes=RateLimiter(settings.write_rate, settings.write_burst, "write"),
-        reads=RateLimiter(settings.read_rate, settings.read_burst, "read"),
         admin_token=admin.load_or_create_admin_token(settings.admin_token_path),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await relay.store.start(hub.publish)
+        await relay.store.start(hub)
         flusher = asyncio.create_task(_flush_presence(relay))
         try:
             yield

@@ -12,7 +12,7 @@ from parley.relay.errors import BadRequest, Unauthorized
 from parley.relay.hub import Hub
 from parley.relay.models import Caller
 from parley.relay.presence import Presence
-from parley.relay.ratelimit import Budget, RateLimiter
+from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store.base import Store
 
@@ -23,8 +23,6 @@ class Relay:
     store: Store
     hub: Hub
     presence: Presence
-    writes: RateLimiter
-    reads: RateLimiter
     admin_token: str
 
 
@@ -72,13 +70,13 @@ async def _authenticate(request: Request) -> tuple[Relay, Caller]:
 async def reader(request: Request) -> Agent:
     """An agent making a read: its read bucket pays."""
     relay, caller = await _authenticate(request)
-    return Agent(caller, relay.reads.take(caller.agent_id), relay)
+    return Agent(caller, await relay.store.spend(caller.agent_id, "read"), relay)
 
 
 async def writer(request: Request) -> Agent:
     """An agent making a write: its write bucket pays."""
     relay, caller = await _authenticate(request)
-    return Agent(caller, relay.writes.take(caller.agent_id), relay)
+    return Agent(caller, await relay.store.spend(caller.agent_id, "write"), relay)
 
 
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:

@@ -37,7 +37,7 @@ def page_keys(page: Page) -> frozenset[Key]:
 class _Waiter:
     __slots__ = ("after", "future", "keys", "messages")
 
-    def __init__(self, keys: frozenset[Key], after: int, future: asyncio.Future[list[Message]]) -> None:
+    def __init__(self, keys: frozenset[Key], after: int, future: asyncio.Future[list[Message] | None]) -> None:
         self.keys, self.after, self.future = keys, after, future
         self.messages: list[Message] = []
 
@@ -120,6 +120,16 @@ class Hub:
                 if not subscribers:
                     del self._subscribers[key]
 
+    def resync(self, high_water: int) -> None:
+        """The store may have missed publishes (e.g. its listener reconnected): every wait, parked or
+        starting from a cursor below ``high_water``, reads again instead of trusting the buffer."""
+        self._dropped_upto = max(self._dropped_upto, high_water)
+        for waiters in list(self._subscribers.values()):
+            for waiter in list(waiters):
+                self._unsubscribe(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_result(None)
+
     def close(self) -> None:
         """Answer every parked wait (with nothing new) so shutdown does not hang on them."""
         self._closed = True
@@ -128,6 +138,6 @@ class Hub:
                 _expire(waiter.future)
 
 
-def _expire(future: asyncio.Future[list[Message]]) -> None:
+def _expire(future: asyncio.Future[list[Message] | None]) -> None:
     if not future.done():
         future.set_result([])

@@ -15,17 +15,28 @@ Semantics every store keeps (one shared test suite holds them to it):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any, Literal, Protocol
 
 from parley.relay.models import Caller, Claim, KeyRecord, Page, Posted, StoredFile
+from parley.relay.ratelimit import Budget
 
-PublishHook = Callable[[list[Posted]], None]
+
+class Subscriber(Protocol):
+    """Where a store announces commits (the hub)."""
+
+    def publish(self, posted: Iterable[Posted]) -> None: ...
+    def resync(self, high_water: int) -> None: ...
 
 
 class Store(Protocol):
-    async def start(self, on_publish: PublishHook) -> None: ...
+    async def start(self, subscriber: Subscriber) -> None: ...
     async def close(self) -> None: ...
+
+    # -- rate limits ------------------------------------------------------------------------
+    async def spend(self, agent_id: int, kind: Literal["read", "write"]) -> Budget:
+        """Take one token from the agent's bucket, or raise RateLimited with an accurate retry_after."""
+        ...
 
     # -- keys and identity -----------------------------------------------------------------
     async def create_key(

@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from parley.limits import NAME_RULE, is_valid_name
 from parley.relay import rules
@@ -39,8 +39,9 @@ from parley.relay.models import (
     StoredFile,
     iso,
 )
+from parley.relay.ratelimit import Budget, RateLimiter
 from parley.relay.settings import Settings
-from parley.relay.store.base import PublishHook
+from parley.relay.store.base import Subscriber
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
 
@@ -813,12 +814,16 @@ class SQLiteStore:
             migrations=MIGRATIONS,
             on_commit=self._on_commit,
         )
-        self._publish: PublishHook | None = None
+        self._subscriber: Subscriber | None = None
+        self._limits = {
+            "write": RateLimiter(settings.write_rate, settings.write_burst, "write"),
+            "read": RateLimiter(settings.read_rate, settings.read_burst, "read"),
+        }
         self._keys: dict[str, KeyRecord] = {}
         self._agents: dict[str, Agent] = {}
 
-    async def start(self, on_publish: PublishHook) -> None:
-        self._publish = on_publish
+    async def start(self, subscriber: Subscriber) -> None:
+        self._subscriber = subscriber
         self.settings.files_dir.mkdir(parents=True, exist_ok=True)
         await self.engine.start()
 
@@ -828,9 +833,13 @@ class SQLiteStore:
     def _on_commit(self, results: list[Any]) -> None:
         posted = [r for r in results if isinstance(r, Posted) and not r.replayed]
         posted += [p for r in results if isinstance(r, tuple) for p in r if isinstance(p, Posted)]
-        if posted and self._publish is not None:
+        if posted and self._subscriber is not None:
             posted.sort(key=lambda p: p.message.id)
-            self._publish(posted)
+            self._subscriber.publish(posted)
+
+    async def spend(self, agent_id: int, kind: Literal["read", "write"]) -> Budget:
+        """In memory: one process holds every bucket."""
+        return self._limits[kind].take(agent_id)
 
     # -- keys and identity -----------------------------------------------------------------
 
@@ -1038,4 +1047,5 @@ class SQLiteStore:
         return stored, data
 
     async def stats(self) -> dict[str, Any]:
-        return {**await self.engine.read(_stats), "write_batches": self.engine.batches}
+        refusals = sum(limiter.refusals for limiter in self._limits.values())
+        return {**await self.engine.read(_stats), "write_batches": self.engine.batches, "rate_limit_refusals": refusals}
