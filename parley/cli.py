@@ -55,7 +55,8 @@ def _client_config(args: argparse.Namespace) -> tuple[str, str, str | None]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(data_dir=Path(args.data).expanduser() if args.data else None)
+    database = getattr(args, "database", None)
+    return Settings.from_env(data_dir=Path(args.data).expanduser() if args.data else None, database_url=database)
 
 
 # -- talking to the relay ------------------------------------------------------------------
@@ -320,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=text, description=text)
         p.add_argument("--host", default=DEFAULT_HOST)
         p.add_argument("--port", type=int, default=DEFAULT_PORT)
+        p.add_argument(
+            "--database", help="postgresql://... to run on PostgreSQL (default: $PARLEY_DATABASE_URL or SQLite)"
+        )
         data_option(p)
         p.set_defaults(func=lambda a, q=quiet: cmd_up(a, quiet=q))
 

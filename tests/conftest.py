@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -93,6 +94,18 @@ class Relay:
         self.clients.append(client)
         return client
 
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Look straight into the store's database (to check what is, and is not, stored)."""
+        if self.settings.database_url:
+            import psycopg
+
+            with psycopg.connect(self.settings.database_url) as conn:
+                return list(conn.execute(sql.encode()).fetchall())
+        import sqlite3
+
+        with sqlite3.connect(self.settings.database_path) as db:
+            return list(db.execute(sql).fetchall())
+
     def stats(self) -> dict[str, Any]:
         with self.admin() as client:
             return dict(data(client.get("/admin/stats")))
@@ -140,26 +153,94 @@ def start_relay(data_dir: Path, **overrides: Any) -> Relay:
     server = build_server(settings, "127.0.0.1", port, quiet=True)
     thread = threading.Thread(target=server.run, name=f"relay-{port}", daemon=True)
     thread.start()
-    eventually(lambda: server.started or not thread.is_alive(), what="relay start")
+    eventually(lambda: server.started or not thread.is_alive(), timeout=60, what="relay start")
     assert server.started, "relay failed to start"
     return Relay(f"http://127.0.0.1:{port}", settings, server, thread, server.relay.admin_token)
 
 
+# -- the two stores: every relay test runs against each ------------------------------------------
+
+POSTGRES_ADMIN = os.environ.get("PARLEY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        psycopg.connect(POSTGRES_ADMIN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {POSTGRES_ADMIN} is not reachable ({exc})"
+    return None
+
+
+class Databases:
+    """Fresh PostgreSQL databases, one per relay (or per restart series), dropped at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def new(self) -> str:
+        import psycopg
+
+        name = f"parley_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+        self.created.append(name)
+        return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop_all(self) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+        self.created.clear()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Databases | None]:
+    """The store under test. Without a reachable PostgreSQL its half is skipped, except in CI."""
+    if request.param == "sqlite":
+        yield None
+        return
+    missing = _postgres_reachable()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL half: {missing}")
+        pytest.skip(missing)
+    databases = Databases()
+    yield databases
+    databases.drop_all()
+
+
+def database_for(backend: Databases | None) -> dict[str, Any]:
+    return {"database_url": backend.new()} if backend is not None else {}
+
+
 @pytest.fixture(scope="session")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
-    """One relay shared by the tests that need no special settings; tests use unique names."""
-    running = start_relay(tmp_path_factory.mktemp("relay"))
+def relay(tmp_path_factory: pytest.TempPathFactory, backend: Databases | None) -> Iterator[Relay]:
+    """One relay per store, shared by the tests that need no special settings; tests use unique names."""
+    running = start_relay(tmp_path_factory.mktemp("relay"), **database_for(backend))
     yield running
     running.stop()
 
 
 @pytest.fixture
-def fresh_relay(tmp_path: Path) -> Iterator[Callable[..., Relay]]:
-    """Start relays with their own settings and data directory; all stopped after the test."""
+def fresh_relay(tmp_path: Path, backend: Databases | None) -> Iterator[Callable[..., Relay]]:
+    """Start relays with their own settings and store; all stopped after the test.
+
+    ``fresh_relay(like=other)`` reopens another relay's data (a restart)."""
     started: list[Relay] = []
 
-    def start(data_dir: Path | None = None, **overrides: Any) -> Relay:
-        running = start_relay(data_dir or tmp_path / unique("data"), **overrides)
+    def start(like: Relay | None = None, data_dir: Path | None = None, **overrides: Any) -> Relay:
+        if like is not None:
+            data_dir, store = like.settings.data_dir, {"database_url": like.settings.database_url}
+        else:
+            store = {} if "database_url" in overrides else database_for(backend)
+        running = start_relay(data_dir or tmp_path / unique("data"), **{**store, **overrides})
         started.append(running)
         return running
 

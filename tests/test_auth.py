@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 from conftest import Relay, assert_error, data, eventually, unique
 
@@ -19,8 +17,7 @@ def test_missing_and_unknown_keys_are_refused(relay: Relay) -> None:
 
 def test_keys_are_stored_only_as_sha256(relay: Relay) -> None:
     alice = relay.agent()
-    with sqlite3.connect(relay.settings.database_path) as db:
-        stored = [row[0] for row in db.execute("SELECT key_hash FROM keys")]
+    stored = [row[0] for row in relay.query("SELECT key_hash FROM keys")]
     assert alice.key not in stored
     import hashlib
 

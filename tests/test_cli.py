@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Relay, data, eventually, free_port, unique
+from conftest import Databases, Relay, data, database_for, eventually, free_port, unique
 
 from parley.cli import build_parser, main
 
@@ -39,14 +39,21 @@ def test_every_command_has_help_and_is_documented(command: str, capsys: pytest.C
 
 
 def test_keys_can_be_minted_before_the_relay_runs(
-    tmp_path: Path, fresh_relay: Callable[..., Relay], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    fresh_relay: Callable[..., Relay],
+    backend: Databases | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    store = database_for(backend)
+    if store:
+        monkeypatch.setenv("PARLEY_DATABASE_URL", store["database_url"])
     unused = f"http://127.0.0.1:{free_port()}"
     assert main(["invite", "--name", "alice", "--data", str(tmp_path), "--url", unused, "--json"]) == 0
     import json
 
     key = json.loads(capsys.readouterr().out)["key"]
-    relay = fresh_relay(tmp_path)
+    relay = fresh_relay(data_dir=tmp_path, **store)
     with relay.client(key) as http:
         assert data(http.get("/api/v1/me"))["name"] == "alice"
 

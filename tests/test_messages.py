@@ -281,3 +281,19 @@ def test_odd_input_is_a_4xx_never_a_500(relay: Relay, method: str, path: str, kw
     response = alice.http.request(method, path, **kwargs)  # type: ignore[arg-type]
     assert 400 <= response.status_code < 500, response.text
     assert_error(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/api/v1/messages", {"json": {"channel": "x-nul", "content": "a\x00b"}}),
+        ("POST", "/api/v1/messages", {"json": {"channel": "x-nul", "content": "ok", "metadata": {"k\x00": 1}}}),
+        ("GET", "/api/v1/search", {"params": {"q": "a\x00b"}}),
+        ("GET", "/api/v1/files/a%00b", {}),
+        ("GET", "/api/v1/dm", {"params": {"agent": "a\x00b"}}),
+    ],
+)
+def test_nul_characters_are_refused_everywhere(relay: Relay, method: str, path: str, kwargs: dict[str, object]) -> None:
+    alice = relay.agent()
+    response = alice.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert_error(response, 422)

@@ -47,7 +47,7 @@ def test_restart_keeps_history_cursors_keys_and_read_marks(fresh_relay: Callable
     assert cursor == ids[1]
     first.stop()
 
-    second = fresh_relay(first.settings.data_dir)
+    second = fresh_relay(like=first)
     assert second.admin_token == first.admin_token
     alice_again = second.client(alice.key)
     bob_again = second.client(bob.key)

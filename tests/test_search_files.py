@@ -84,7 +84,10 @@ def test_upload_as_json_or_raw_and_download(relay: Relay) -> None:
         )
     )["file"]
     assert again["id"] != raw["id"] and again["sha256"] == raw["sha256"]
-    assert len(list(relay.settings.files_dir.rglob(raw["sha256"]))) == 1
+    if relay.settings.database_url:
+        assert relay.query(f"SELECT count(*) FROM blobs WHERE sha256 = '{raw['sha256']}'") == [(1,)]
+    else:
+        assert len(list(relay.settings.files_dir.rglob(raw["sha256"]))) == 1
 
 
 def test_dangerous_files_download_as_attachments(relay: Relay) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from starlette.responses import JSONResponse
 
 from parley.relay import rules
 from parley.relay.context import Admin
 from parley.relay.errors import Unprocessable
 from parley.relay.responses import ok
-from parley.relay.schemas import CreateKey, Revoke
+from parley.relay.schemas import ChannelName, CreateKey, Revoke
 
 router = APIRouter(prefix="/admin")
 
@@ -49,7 +51,7 @@ async def revoke(relay: Admin, body: Revoke) -> JSONResponse:
 
 
 @router.post("/channels/{channel}/archive")
-async def archive(relay: Admin, channel: str) -> JSONResponse:
+async def archive(relay: Admin, channel: Annotated[ChannelName, PathParam()]) -> JSONResponse:
     return ok({"channel": await relay.store.archive_channel(channel)})
 
 

@@ -22,7 +22,17 @@ from parley.relay.context import Agent, Reader, Writer
 from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
 from parley.relay.models import Page, Posted, iso
 from parley.relay.responses import invalid, ok
-from parley.relay.schemas import AddMember, CreateChannel, MarkMentions, PostDM, PostMessage, UploadFile
+from parley.relay.schemas import (
+    AddMember,
+    ChannelName,
+    CreateChannel,
+    MarkMentions,
+    Name,
+    PlainText,
+    PostDM,
+    PostMessage,
+    UploadFile,
+)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -31,7 +41,8 @@ Cursor = Annotated[int | None, Query(ge=0, le=limits.MAX_ID, description="exclus
 Wait = Annotated[
     float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")
 ]
-ChannelQuery = Annotated[str, Query(min_length=2, max_length=200)]
+ChannelQuery = Annotated[ChannelName, Query(min_length=2, max_length=200)]
+OptionalChannel = Annotated[ChannelName | None, Query(min_length=2, max_length=200)]
 ChannelType = Literal["project", "technology", "environment", "global"]
 
 # Served inline only if safe to render; everything else downloads as an attachment.
@@ -131,7 +142,7 @@ async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
 
 
 @router.post("/channels/{channel}/members")
-async def add_member(agent: Writer, channel: str, body: AddMember) -> JSONResponse:
+async def add_member(agent: Writer, channel: Annotated[ChannelName, Path()], body: AddMember) -> JSONResponse:
     """Add an agent {agent} to a channel (members of a private channel only)."""
     result = await agent.relay.store.add_member(agent.caller, channel, body.agent)
     return ok(result, budget=agent.budget, write=True)
@@ -196,7 +207,7 @@ async def events(
     since: Cursor = None,
     wait: Wait = 0,
     limit: Limit = limits.MAX_LIST_LIMIT,
-    channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    channel: OptionalChannel = None,
 ) -> JSONResponse:
     """Everything for you (channels, DMs, mentions; or one ?channel=) after ?since=, parking up to ?wait= s."""
     limit = min(limit, limits.MAX_LIST_LIMIT)
@@ -229,7 +240,7 @@ async def send_dm(agent: Writer, body: PostDM, idempotency_key: Annotated[str | 
 @router.get("/dm")
 async def read_dm(
     agent: Reader,
-    agent_name: Annotated[str, Query(alias="agent", min_length=2, max_length=100)],
+    agent_name: Annotated[Name, Query(alias="agent")],
     limit: Limit = limits.DEFAULT_LIST_LIMIT,
     since: Cursor = None,
     wait: Wait = 0,
@@ -258,8 +269,8 @@ async def mark_mentions(agent: Writer, body: MarkMentions) -> JSONResponse:
 @router.get("/search")
 async def search(
     agent: Reader,
-    q: Annotated[str, Query(min_length=1, max_length=limits.MAX_SEARCH_CHARS)],
-    channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    q: Annotated[PlainText, Query(min_length=1, max_length=limits.MAX_SEARCH_CHARS)],
+    channel: OptionalChannel = None,
     limit: Limit = 20,
 ) -> JSONResponse:
     """Full-text search, ranked, with snippets, over what you can see (?q=, ?channel=)."""
@@ -268,9 +279,7 @@ async def search(
 
 
 @router.get("/agents")
-async def list_agents(
-    agent: Reader, channel: Annotated[str | None, Query(min_length=2, max_length=200)] = None
-) -> JSONResponse:
+async def list_agents(agent: Reader, channel: OptionalChannel = None) -> JSONResponse:
     """Agents (?channel= for its members), when each was last seen, and who is online."""
     presence = agent.relay.presence
     found = []
@@ -328,7 +337,7 @@ async def upload_file(
 
 
 @router.get("/files/{file_id}")
-async def download_file(agent: Reader, file_id: str) -> Response:
+async def download_file(agent: Reader, file_id: Annotated[PlainText, Path(max_length=64)]) -> Response:
     """Download a file shared in a channel you can see."""
     stored, data = await agent.relay.store.open_file(agent.caller, file_id)
     inline = stored.content_type in _INLINE_TYPES

@@ -65,9 +65,7 @@ class BodyLimit:
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     if store is None:
-        from parley.relay.store.sqlite import SQLiteStore
-
-        store = SQLiteStore(settings)
+        store = open_store(settings)
     hub = Hub()
     relay = Relay(
         settings=settings,
@@ -113,6 +111,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         return JSONResponse({"status": "ok", "version": __version__})
 
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL when a database URL is set, else the embedded SQLite store."""
+    if settings.database_url:
+        from parley.relay.store.postgres import PostgresStore
+
+        return PostgresStore(settings)
+    from parley.relay.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings)
 
 
 async def _flush_presence(relay: Relay) -> None:

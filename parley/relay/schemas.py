@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from parley import limits
@@ -78,8 +78,37 @@ ClientMsgId = Annotated[str | None, Field(min_length=1, max_length=limits.MAX_CL
 MessageId = Annotated[int, Field(ge=1, le=limits.MAX_ID)]
 
 
+def _no_nul(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise _fail("nul_character", "text may not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+
+
+def _plain_text(value: str) -> str:
+    _no_nul(value)
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+
+
 class Body(BaseModel):
+    """Unknown fields are refused (a typo is an error, not silence); no text may hold NUL characters."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        _no_nul(data)
+        return data
 
 
 class PostMessage(Body):

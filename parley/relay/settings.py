@@ -13,7 +13,7 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("PARLEY_DATA") or Path.home() / ".parley")
 
 
-_PARSERS: dict[str, type] = {"float": float, "int": int, "str": str}
+_PARSERS: dict[str, type] = {"float": float, "int": int, "str": str, "str | None": str}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Settings:
     online_window: float = 60.0
     #: SQLite ``synchronous``: FULL survives power loss; grouped commits keep it cheap.
     sqlite_synchronous: str = "FULL"
+    #: ``postgresql://...`` to run on PostgreSQL (several replicas on one database); None: embedded SQLite.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

@@ -1,0 +1,246 @@
+"""PostgreSQL plumbing: a read pool, one batching writer per replica, and a LISTEN connection.
+
+Writes: each replica's writer takes every queued write, runs each in a savepoint inside one
+transaction that first takes a cluster-wide advisory lock, and commits once. The lock makes message
+ids (from a sequence) commit in id order across replicas, so a cursor built from a snapshot can
+never pass an id that is still uncommitted. The batch ends with ``pg_notify`` of the new message ids.
+
+Wake-ups: one LISTEN connection per replica, however many waits are parked; each notification is
+turned into messages with one query and handed to the hub. If the listener loses the database it
+wakes every parked wait to read again, and after reconnecting tells the hub which ids it may have
+missed. Reads use a pool of read-only REPEATABLE READ connections (one snapshot per read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from parley.relay.errors import RelayError, Unavailable, Unprocessable
+from parley.relay.models import Posted
+from parley.relay.store.base import Subscriber
+
+log = logging.getLogger("parley.relay.postgres")
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+WriteFn = Callable[..., Awaitable[Any]]
+
+WRITE_LOCK = 0x7061726C6579  # "parley"
+MIGRATION_LOCK = WRITE_LOCK + 1
+CHANNEL = "parley_messages"
+MAX_BATCH = 256
+POOL_TIMEOUT = 5.0
+_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    return Unavailable(f"the database is unavailable ({type(exc).__name__}); retry shortly", retry_after=2)
+
+
+def translate(exc: Exception) -> Exception:
+    """A value PostgreSQL refuses (e.g. a NUL byte in text) is the client's error, not a 500."""
+    if isinstance(exc, psycopg.DataError):
+        return Unprocessable(f"the request holds a value the database cannot store: {exc}", code="invalid_value")
+    return exc
+
+
+def message_ids(results: list[Any]) -> list[int]:
+    posted = [r for r in results if isinstance(r, Posted) and not r.replayed]
+    posted += [p for r in results if isinstance(r, tuple) for p in r if isinstance(p, Posted)]
+    return sorted(p.message.id for p in posted)
+
+
+class PostgresEngine:
+    def __init__(self, url: str, migrations: list[tuple[int, str]]) -> None:
+        self.url = url
+        self.migrations = migrations
+        self.batches = 0
+        self._reads: AsyncConnectionPool[Conn] | None = None
+        self._rw: AsyncConnectionPool[Conn] | None = None
+        self._writer: Conn | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.listening = asyncio.Event()
+
+    async def start(
+        self,
+        subscriber: Subscriber,
+        fetch: Callable[[Conn, list[int]], Awaitable[list[Posted]]],
+        high_water: Callable[[Conn], Awaitable[int]],
+    ) -> None:
+        await self._migrate()
+        self._reads = AsyncConnectionPool(
+            self.url, min_size=2, max_size=10, kwargs={"row_factory": dict_row}, configure=_read_only, open=False
+        )
+        self._rw = AsyncConnectionPool(
+            self.url, min_size=1, max_size=10, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
+        )
+        await self._reads.open(wait=True, timeout=30)
+        await self._rw.open(wait=True, timeout=30)
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name="parley-pg-writer"),
+            asyncio.create_task(self._listen_loop(subscriber, fetch, high_water), name="parley-pg-listener"),
+        ]
+        await asyncio.wait_for(self.listening.wait(), timeout=30)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._queue.put(None)
+        for task in self._tasks:
+            if task.get_name() == "parley-pg-listener":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.close()
+        for pool in (self._reads, self._rw):
+            if pool is not None:
+                await pool.close()
+
+    async def _migrate(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS parley_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ"
+                    " NOT NULL DEFAULT now())"
+                )
+                done = {
+                    row[0] for row in await (await conn.execute("SELECT version FROM parley_migrations")).fetchall()
+                }
+                for version, script in self.migrations:
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(script.encode())
+                        await conn.execute("INSERT INTO parley_migrations (version) VALUES (%s)", (version,))
+                    log.info("applied migration %d", version)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    # -- reads and small independent writes ---------------------------------------------------
+
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed or self._reads is None:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        try:
+            async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
+                return await fn(conn, *args)
+        except _DOWN as exc:
+            raise unavailable(exc) from exc
+        except psycopg.DataError as exc:
+            raise translate(exc) from exc
+
+    async def direct(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Autocommit work outside the writer (a rate-limit take: one row, its own lock)."""
+        if self._closed or self._rw is None:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        try:
+            async with self._rw.connection(timeout=POOL_TIMEOUT) as conn:
+                return await fn(conn, *args)
+        except _DOWN as exc:
+            raise unavailable(exc) from exc
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def write(self, fn: WriteFn, *args: Any) -> Any:
+        if self._closed:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fn, args, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    await self._run_batch(batch)
+                    return
+                batch.append(item)
+            await self._run_batch(batch)
+
+    async def _writer_connection(self) -> Conn:
+        if self._writer is None or self._writer.closed:
+            self._writer = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row)
+        return self._writer
+
+    async def _run_batch(self, batch: list[tuple[WriteFn, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn = await self._writer_connection()
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                for fn, args, _ in batch:
+                    try:
+                        async with conn.transaction():  # a savepoint: one failure spoils nothing else
+                            outcomes.append((True, await fn(conn, *args)))
+                    except _DOWN:
+                        raise
+                    except Exception as exc:
+                        outcomes.append((False, translate(exc)))
+                ids = message_ids([value for ok, value in outcomes if ok])
+                if ids:
+                    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
+        except _DOWN as exc:
+            log.warning("write batch failed: %s", exc)
+            if self._writer is not None:
+                await self._writer.close()
+            self._writer = None
+            outcomes = [(False, unavailable(exc))] * len(batch)
+        self.batches += 1
+        for (fn, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                if not isinstance(value, RelayError):
+                    log.error("write %s failed", getattr(fn, "__name__", fn), exc_info=value)
+                future.set_exception(value)
+
+    # -- wake-ups -----------------------------------------------------------------------------
+
+    async def _listen_loop(
+        self,
+        subscriber: Subscriber,
+        fetch: Callable[[Conn, list[int]], Awaitable[list[Posted]]],
+        high_water: Callable[[Conn], Awaitable[int]],
+    ) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    # Listening again: whatever committed while we were away, waits must read.
+                    subscriber.resync(await self.read(high_water))
+                    self.listening.set()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        ids = [int(i) for i in note.payload.split(",") if i]
+                        subscriber.publish(await self.read(fetch, ids))
+            except asyncio.CancelledError:
+                return
+            except (*_DOWN, Unavailable) as exc:
+                log.warning("lost the database's notifications (%s); reconnecting", exc)
+                subscriber.resync(0)  # wake parked waits; they read again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+async def _read_only(conn: Conn) -> None:
+    await conn.set_read_only(True)
+    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
