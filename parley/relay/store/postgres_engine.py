@@ -132,23 +132,33 @@ class PostgresEngine:
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if self._closed or self._reads is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        try:
-            async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
-                return await fn(conn, *args)
-        except _DOWN as exc:
-            raise unavailable(exc) from exc
-        except psycopg.DataError as exc:
-            raise translate(exc) from exc
+        for attempt in (1, 2):  # after a database restart the pool may hand out one dead connection
+            try:
+                async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
+                    return await fn(conn, *args)
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise unavailable(exc) from exc
+            except _DOWN as exc:
+                raise unavailable(exc) from exc
+            except psycopg.DataError as exc:
+                raise translate(exc) from exc
+        raise AssertionError("unreachable")
 
     async def direct(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Autocommit work outside the writer (a rate-limit take: one row, its own lock)."""
         if self._closed or self._rw is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        try:
-            async with self._rw.connection(timeout=POOL_TIMEOUT) as conn:
-                return await fn(conn, *args)
-        except _DOWN as exc:
-            raise unavailable(exc) from exc
+        for attempt in (1, 2):
+            try:
+                async with self._rw.connection(timeout=POOL_TIMEOUT) as conn:
+                    return await fn(conn, *args)
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise unavailable(exc) from exc
+            except _DOWN as exc:
+                raise unavailable(exc) from exc
+        raise AssertionError("unreachable")
 
     # -- the writer ---------------------------------------------------------------------------
 
@@ -180,27 +190,36 @@ class PostgresEngine:
 
     async def _run_batch(self, batch: list[tuple[WriteFn, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
-        try:
-            conn = await self._writer_connection()
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                for fn, args, _ in batch:
-                    try:
-                        async with conn.transaction():  # a savepoint: one failure spoils nothing else
-                            outcomes.append((True, await fn(conn, *args)))
-                    except _DOWN:
-                        raise
-                    except Exception as exc:
-                        outcomes.append((False, translate(exc)))
-                ids = message_ids([value for ok, value in outcomes if ok])
-                if ids:
-                    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
-        except _DOWN as exc:
-            log.warning("write batch failed: %s", exc)
-            if self._writer is not None:
-                await self._writer.close()
-            self._writer = None
-            outcomes = [(False, unavailable(exc))] * len(batch)
+        for attempt in (1, 2):
+            started = False
+            try:
+                outcomes = []
+                conn = await self._writer_connection()
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    started = True
+                    for fn, args, _ in batch:
+                        try:
+                            async with conn.transaction():  # a savepoint: one failure spoils nothing else
+                                outcomes.append((True, await fn(conn, *args)))
+                        except _DOWN:
+                            raise
+                        except Exception as exc:
+                            outcomes.append((False, translate(exc)))
+                    ids = message_ids([value for ok, value in outcomes if ok])
+                    if ids:
+                        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
+                break
+            except _DOWN as exc:
+                log.warning("write batch failed: %s", exc)
+                if self._writer is not None:
+                    await self._writer.close()
+                self._writer = None
+                # Nothing ran yet (a dead connection found at BEGIN): safe to try once more. After that,
+                # whether the commit happened is unknown; the client retries (client_msg_id dedupes).
+                if started or attempt == 2:
+                    outcomes = [(False, unavailable(exc))] * len(batch)
+                    break
         self.batches += 1
         for (fn, _, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
