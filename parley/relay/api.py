@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
+import logging
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
 from parley import limits
 from parley.relay import rules
-from parley.relay.context import Agent, Reader, Writer
+from parley.relay.context import Agent, Reader, Writer, writer
 from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
 from parley.relay.models import Page, Posted, iso
 from parley.relay.responses import invalid, ok
@@ -34,7 +36,9 @@ from parley.relay.schemas import (
     UploadFile,
 )
 
+log = logging.getLogger("parley.relay")
 router = APIRouter(prefix="/api/v1")
+B = TypeVar("B", bound=BaseModel)
 
 Limit = Annotated[int, Query(ge=1, description=f"at most {limits.MAX_LIST_LIMIT}")]
 Cursor = Annotated[int | None, Query(ge=0, le=limits.MAX_ID, description="exclusive: only messages with a larger id")]
@@ -65,6 +69,38 @@ _DANGEROUS_TYPES = {
     "application/xml",
     "text/css",
 }
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that parses its own JSON body."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def parse(request: Request, model: type[B]) -> B:
+    raw = await request.body()
+    if not raw.strip():
+        raise Unprocessable("the request needs a JSON body", code="invalid_request")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise invalid(exc.errors()) from exc
+
+
+def mark_read_soon(agent: Agent, page: Page) -> None:
+    """Record the read marks without holding the answer for a commit (a woken wait answers at once).
+    The agent's next read waits for them first (``context.reader``), so it always sees its own marks."""
+    pending = asyncio.ensure_future(agent.relay.store.mark_read(agent.caller, page))
+    agent.relay.pending_marks[agent.caller.agent_id] = pending
+    pending.add_done_callback(lambda done: _forget_mark(agent, done))
+
+
+def _forget_mark(agent: Agent, done: asyncio.Future[None]) -> None:
+    marks = agent.relay.pending_marks
+    if marks.get(agent.caller.agent_id) is done:
+        del marks[agent.caller.agent_id]
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("could not record read marks: %s", done.exception())
 
 
 def _page(page: Page, **extra: object) -> dict[str, object]:
@@ -167,15 +203,17 @@ async def read_messages(
         return await store.read_channel(caller, channel, limit=limit, before=before, since=cursor)
 
     page = await _long_poll(agent, read, since, wait, limit)
-    await store.mark_read(caller, page)
+    mark_read_soon(agent, page)
     return ok(_page(page, channel=channel), budget=agent.budget)
 
 
-@router.post("/messages")
-async def post_message(
-    agent: Writer, body: PostMessage, idempotency_key: Annotated[str | None, Header()] = None
-) -> JSONResponse:
+@router.post("/messages", openapi_extra=json_body(PostMessage))
+async def post_message(request: Request) -> JSONResponse:
     """Post {channel, content, parent_message_id?, metadata?, expects_reply?, client_msg_id?}; retries store once."""
+    # The hottest route: authentication and the body are handled here rather than by FastAPI's
+    # dependency machinery, which costs more than the rest of the request (bench/, docs/performance.md).
+    agent = await writer(request)
+    body = await parse(request, PostMessage)
     posted = await agent.relay.store.post(
         agent.caller,
         body.channel,
@@ -183,7 +221,7 @@ async def post_message(
         parent_id=body.parent_message_id,
         metadata=body.metadata,
         expects_reply=body.expects_reply,
-        client_msg_id=_client_msg_id(body.client_msg_id, idempotency_key),
+        client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
     )
     return _posted(agent, posted)
 
@@ -218,12 +256,12 @@ async def events(
 
     page = await _long_poll(agent, read, since, wait, limit)
     if page.messages:
-        await store.mark_read(caller, page)
+        mark_read_soon(agent, page)
     return ok(_page(page), budget=agent.budget)
 
 
 @router.post("/dm")
-async def send_dm(agent: Writer, body: PostDM, idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+async def send_dm(request: Request, agent: Writer, body: PostDM) -> JSONResponse:
     """Send a direct message {target_agent, content}; only you two can ever read it."""
     posted = await agent.relay.store.post_dm(
         agent.caller,
@@ -232,7 +270,7 @@ async def send_dm(agent: Writer, body: PostDM, idempotency_key: Annotated[str | 
         parent_id=body.parent_message_id,
         metadata=body.metadata,
         expects_reply=body.expects_reply,
-        client_msg_id=_client_msg_id(body.client_msg_id, idempotency_key),
+        client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
     )
     return _posted(agent, posted)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 from typing import Annotated
@@ -24,6 +25,8 @@ class Relay:
     hub: Hub
     presence: Presence
     admin_token: str
+    #: Read marks still being written, per agent: that agent's next read waits for them.
+    pending_marks: dict[int, asyncio.Future[None]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +71,11 @@ async def _authenticate(request: Request) -> tuple[Relay, Caller]:
 
 
 async def reader(request: Request) -> Agent:
-    """An agent making a read: its read bucket pays."""
+    """An agent making a read: its read bucket pays, and it sees its own earlier read marks."""
     relay, caller = await _authenticate(request)
+    pending = relay.pending_marks.get(caller.agent_id)
+    if pending is not None:
+        await asyncio.wait([pending])
     return Agent(caller, await relay.store.spend(caller.agent_id, "read"), relay)
 
 

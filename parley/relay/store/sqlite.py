@@ -272,14 +272,24 @@ def _archive_channel(conn: sqlite3.Connection, channel: str) -> dict[str, Any]:
 
 
 def _channel_for_post(conn: sqlite3.Connection, caller: Caller, name: str, now: float) -> Row:
-    """The channel to post into, created on first post; the poster joins it."""
-    row = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
-    if row is None and rules.channel_type(name) != "dm":
-        _create_channel(conn, caller, name, "", False)
-    row = _channel(conn, caller, name)
+    """The channel to post into, created on first post; the poster joins it.
+
+    The hot path (a member posting to a public channel) is one query."""
+    _check_scope(caller, name)
+    row: Row | None = conn.execute(
+        "SELECT c.*, EXISTS (SELECT 1 FROM memberships WHERE agent_id = ? AND channel_id = c.id) AS member"
+        " FROM channels c WHERE c.name = ?",
+        (caller.agent_id, name),
+    ).fetchone()
+    member = bool(row and row["member"])
+    if row is None or (row["private"] and not member):
+        if row is None and rules.channel_type(name) != "dm":
+            _create_channel(conn, caller, name, "", False)
+        row, member = _channel(conn, caller, name), False
     if row["archived"]:
         raise Conflict(f"channel '{name}' is archived; it takes no new messages", code="channel_archived")
-    _join(conn, caller.agent_id, row["id"], now)
+    if not member:
+        _join(conn, caller.agent_id, row["id"], now)
     return row
 
 
@@ -335,10 +345,11 @@ def _insert_message(
         ),
     )
     message_id = int(cursor.lastrowid or 0)
-    conn.executemany(
-        "INSERT OR IGNORE INTO mentions (message_id, agent_id) VALUES (?, ?)",
-        [(message_id, agent_id) for agent_id, _ in mentioned],
-    )
+    if mentioned:
+        conn.executemany(
+            "INSERT OR IGNORE INTO mentions (message_id, agent_id) VALUES (?, ?)",
+            [(message_id, agent_id) for agent_id, _ in mentioned],
+        )
     if parent_id is not None:
         conn.execute(
             "UPDATE messages SET answered_by = ? WHERE id = ? AND answered_by IS NULL AND author_id != ?"
