@@ -18,6 +18,7 @@ from parley.relay import admin, api, guide
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
+from parley.relay.metrics import Metrics, MetricsMiddleware
 from parley.relay.presence import Presence
 from parley.relay.responses import error, invalid
 from parley.relay.settings import Settings
@@ -104,6 +105,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit)
+    metrics = Metrics(hub)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        """Prometheus text format: requests and latencies by route, messages, waits, refusals, errors."""
+        return metrics.render()
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:

@@ -51,11 +51,13 @@ class Hub:
         self.parked = 0
         self.parked_by_agent: collections.Counter[int] = collections.Counter()
         self.wakeups = 0
+        self.published = 0
 
     def publish(self, posted: Iterable[Posted]) -> None:
         """Deliver committed messages (in id order) to the waits that may see them."""
         woken: list[_Waiter] = []
         for item in posted:
+            self.published += 1
             message, keys = item.message, message_keys(item)
             if len(self._recent) == self._recent.maxlen:
                 self._dropped_upto = self._recent[0][0].id

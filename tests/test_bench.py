@@ -1,0 +1,29 @@
+"""A smoke run of the benchmark harness with tiny sizes: it starts, measures everything, misses nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_bench_quick_run(tmp_path: Path) -> None:
+    out, table = tmp_path / "results.json", tmp_path / "table.md"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out), "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["sends"]["relay"] > 0 and results["sends"]["baseline"] > 0
+    for key in ("wake_1", "wake_100"):
+        assert results[key]["relay"]["missed"] == 0 and results[key]["baseline"]["missed"] == 0
+    assert results["capacity"]["relay"]["woken"] == results["capacity"]["relay"]["waits"]
+    assert results["search"]["relay"]["p95_ms"] > 0
+    assert results["executor"]["executor_us"] > 0
+    assert "postgres" in results and "| sends/s, 16 senders |" in table.read_text()
