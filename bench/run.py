@@ -227,8 +227,9 @@ async def capacity(server: Server, waits: int, tag: str) -> dict[str, float]:
     _, first = await sender.request("POST", "/api/v1/messages", json_body={"channel": channel, "content": "start"})
     cursor = first["data"]["message"]["id"]
     key = await mint(server, f"cap-waiter-{tag}")  # one agent, many connections: the hub does not care
+    await sender.close()
     rss_before = server.rss_mb()
-    conns = [await Connection.open(server.url, key) for _ in range(waits)]
+    conns: list[Connection] = []
     received: list[float] = []
 
     async def wait(conn: Connection) -> None:
@@ -238,10 +239,14 @@ async def capacity(server: Server, waits: int, tag: str) -> dict[str, float]:
         if page["data"]["messages"]:
             received.append(time.perf_counter())
 
-    tasks = [asyncio.create_task(wait(conn)) for conn in conns]
+    tasks = []
+    for _ in range(waits):  # each connection parks at once (an idle keep-alive connection would be closed)
+        conns.append(await Connection.open(server.url, key))
+        tasks.append(asyncio.create_task(wait(conns[-1])))
     while await parked(server) < waits:
         await asyncio.sleep(0.05)
     rss = server.rss_mb()
+    sender = await Connection.open(server.url, await mint(server, f"cap-sender2-{tag}"))
     sent_at = time.perf_counter()
     await sender.request("POST", "/api/v1/messages", json_body={"channel": channel, "content": "wake all"})
     await asyncio.gather(*tasks)

@@ -160,3 +160,27 @@ def test_search_syntax_never_breaks_fts5(query: str, expected: set[str]) -> None
     match = rules.fts_query(query)
     found = {row[0] for row in db.execute("SELECT content FROM t WHERE t MATCH ?", (match,))} if match else set()
     assert found == expected
+
+
+def test_search_looks_past_newest_matches_the_caller_may_not_see(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    import parley.relay.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "SEARCH_CANDIDATES", 3)  # the SQLite store ranks the newest 3 first
+    alice, eve, bob = relay.agent(), relay.agent(), relay.agent()
+    word = unique("zeta").replace("-", "")
+    public, private = unique("c"), unique("priv")
+    visible = [alice.post(public, f"{word} visible {i}")["id"] for i in range(2)]
+    data(eve.http.post("/api/v1/channels", json={"name": private, "private": True}))
+    for i in range(10):
+        eve.post(private, f"{word} secret {i}")
+    found = bob.get("/api/v1/search", q=word, limit=2)["results"]
+    assert sorted(r["id"] for r in found) == visible
+
+
+def test_relevance_prefers_more_and_denser_matches() -> None:
+    scores = rules.relevance(
+        ["deploy failed", "deploy deploy deploy", "a long message that mentions deploy once among many words"],
+        ["deploy"],
+    )
+    assert scores[1] > scores[0] > scores[2] > 0
+    assert rules.search_terms('"build flag" OR deploy -staging') == ["build", "flag", "deploy"]

@@ -748,6 +748,11 @@ def _mentions(conn: sqlite3.Connection, caller: Caller, unread_only: bool, limit
     return result
 
 
+#: Results are ranked among the newest matches, at least this many (all of them for rarer words): ranking
+#: every match of a common word in a million messages would cost tens of milliseconds.
+SEARCH_CANDIDATES = 500
+
+
 def _search(
     conn: sqlite3.Connection, caller: Caller, query: str, channel: str | None, limit: int
 ) -> list[dict[str, Any]]:
@@ -755,14 +760,37 @@ def _search(
     if not match:
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
     channel_id = _channel(conn, caller, channel)["id"] if channel is not None else None
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS}, snippet(messages_fts, 0, '[', ']', '…', 16) AS snippet, f.rank AS rank"
-        f" FROM messages_fts f JOIN messages m ON m.id = f.rowid {_MESSAGE_JOINS}"
-        f" WHERE messages_fts MATCH :match AND {_VISIBLE} AND (:channel IS NULL OR m.channel_id = :channel)"
-        " ORDER BY f.rank LIMIT :limit",
-        _params(caller, match=match, channel=channel_id, limit=limit),
-    ).fetchall()
-    return [{**_message(row).to_dict(), "snippet": row["snippet"], "rank": round(-row["rank"], 4)} for row in rows]
+    candidates = max(SEARCH_CANDIDATES, limit * 10)
+    while True:
+        # The newest matches come straight off the FTS5 doclist in rowid order: no full scan.
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM ("
+            "  SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match ORDER BY rowid DESC LIMIT :candidates"
+            f") f JOIN messages m ON m.id = f.rowid {_MESSAGE_JOINS}"
+            f" WHERE {_VISIBLE} AND (:channel IS NULL OR m.channel_id = :channel)",
+            _params(caller, match=match, channel=channel_id, candidates=candidates),
+        ).fetchall()
+        if len(rows) >= limit or not _more_than(conn, match, candidates):
+            break
+        candidates *= 10  # too few of the newest matches are visible to this caller: look further back
+    scores = rules.relevance([row["content"] for row in rows], rules.search_terms(query))
+    best = sorted(zip(scores, rows, strict=True), key=lambda pair: (-pair[0], -pair[1]["id"]))[:limit]
+    snippet = (
+        "SELECT snippet(messages_fts, 0, '[', ']', '…', 16) FROM messages_fts WHERE messages_fts MATCH ? AND rowid = ?"
+    )
+    return [
+        {
+            **_message(row).to_dict(),
+            "snippet": conn.execute(snippet, (match, row["id"])).fetchone()[0],  # one seek each
+            "rank": round(score, 4),
+        }
+        for score, row in best
+    ]
+
+
+def _more_than(conn: sqlite3.Connection, match: str, count: int) -> bool:
+    sql = "SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT 1 OFFSET ?"
+    return conn.execute(sql, (match, count)).fetchone() is not None
 
 
 def _agents(conn: sqlite3.Connection, caller: Caller, channel: str | None) -> list[dict[str, Any]]:
