@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 
-from parley.limits import NAME_RULE, is_valid_name
 from parley.relay import rules
-from parley.relay.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
+from parley.relay.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
 from parley.relay.models import Agent, Caller, Claim, KeyRecord, Message, Page, Posted, StoredFile, iso
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
+from parley.relay.store import policy
 from parley.relay.store.base import Subscriber
 from parley.relay.store.postgres_engine import Conn, PostgresEngine
 from parley.relay.store.postgres_schema import MIGRATIONS
@@ -99,33 +99,13 @@ async def _join(conn: Conn, agent_id: int, channel_id: int, now: float) -> bool:
     return cursor.rowcount == 1
 
 
-def _check_scope(caller: Caller, name: str) -> None:
-    if not caller.may_use(name):
-        allowed = ", ".join(sorted(caller.scope or ()))
-        raise Forbidden(
-            f"your key is limited to the channels {allowed}; '{name}' is not one of them",
-            code="channel_not_allowed",
-        )
-
-
 async def _channel(conn: Conn, caller: Caller, name: str) -> Row:
-    _check_scope(caller, name)
+    policy.check_scope(caller, name)
     row = await _one(conn, "SELECT * FROM channels WHERE name = %s", (name,))
     granted = caller.scope is not None and name in caller.scope
     if row is None or (row["private"] and not granted and not await _is_member(conn, caller.agent_id, row["id"])):
         raise NotFound(f"no channel named '{name}'", code="channel_not_found")
     return row
-
-
-def _channel_public(row: Row) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "type": row["type"],
-        "description": row["description"],
-        "private": bool(row["private"]),
-        "archived": bool(row["archived"]),
-        "created_at": iso(row["created_at"]),
-    }
 
 
 async def _load_message(conn: Conn, message_id: int) -> Message:
@@ -221,14 +201,14 @@ async def _register(conn: Conn, key: KeyRecord, name: str) -> Agent:
 async def _create_channel(
     conn: Conn, caller: Caller, name: str, description: str, private: bool
 ) -> tuple[dict[str, Any], bool]:
-    _check_scope(caller, name)
+    policy.check_scope(caller, name)
     now = time.time()
     if await _one(conn, "SELECT 1 FROM channels WHERE name = %s", (name,)) is not None:
         row = await _channel(conn, caller, name)
         if row["archived"]:
             raise Conflict(f"channel '{name}' is archived", code="channel_archived")
         await _join(conn, caller.agent_id, row["id"], now)
-        return _channel_public(row), False
+        return policy.channel_public(row), False
     created = await _one(
         conn,
         "INSERT INTO channels (name, type, description, private, created_by, created_at)"
@@ -237,7 +217,7 @@ async def _create_channel(
     )
     assert created is not None
     await _join(conn, caller.agent_id, created["id"], now)
-    return _channel_public(created), True
+    return policy.channel_public(created), True
 
 
 async def _add_member(conn: Conn, caller: Caller, channel: str, agent: str) -> dict[str, Any]:
@@ -254,7 +234,7 @@ async def _archive_channel(conn: Conn, channel: str) -> dict[str, Any]:
     row = await _one(conn, "UPDATE channels SET archived = TRUE WHERE name = %s RETURNING *", (channel,))
     if row is None:
         raise NotFound(f"no channel named '{channel}'", code="channel_not_found")
-    return _channel_public(row)
+    return policy.channel_public(row)
 
 
 async def _channel_for_post(conn: Conn, caller: Caller, name: str, now: float) -> Row:
@@ -443,23 +423,10 @@ async def _claim(conn: Conn, caller: Caller, message_id: int, ttl: float) -> Cla
     )
     if row is None:
         raise NotFound(f"no message {message_id} that you can see", code="message_not_found")
-    if row["author_id"] == caller.agent_id:
-        raise Forbidden("you cannot claim your own question", code="own_message")
-    if row["expects_reply"] == "none":
-        raise Conflict(
-            f"message {message_id} does not expect a reply; only questions with expects_reply 'anyone'"
-            " or your name can be claimed",
-            code="not_a_question",
-        )
-    if row["expects_reply"] not in ("anyone", caller.name):
-        raise Forbidden(
-            f"message {message_id} expects a reply from '{row['expects_reply']}', not from you",
-            code="not_addressed_to_you",
-        )
+    policy.check_claim(caller, message_id, row["author_id"], row["expects_reply"])
     if row["answered_by"] is not None:
         holder = await _one(conn, "SELECT name FROM agents WHERE id = %s", (row["answered_by"],))
-        name = holder["name"] if holder else "?"
-        raise Conflict(f"message {message_id} was already answered by '{name}'", code="already_answered", holder=name)
+        raise policy.already_answered(message_id, holder["name"] if holder else "?")
     now = time.time()
     held = await _one(
         conn,
@@ -468,13 +435,7 @@ async def _claim(conn: Conn, caller: Caller, message_id: int, ttl: float) -> Cla
         (message_id,),
     )
     if held is not None and held["agent_id"] != caller.agent_id and held["expires_at"] > now:
-        raise Conflict(
-            f"message {message_id} is claimed by '{held['name']}' until {iso(held['expires_at'])};"
-            " leave it to them, or try again after that if they have not replied",
-            code="already_claimed",
-            holder=held["name"],
-            expires_at=iso(held["expires_at"]),
-        )
+        raise policy.already_claimed(message_id, held["name"], held["expires_at"])
     await conn.execute(
         "INSERT INTO claims (message_id, agent_id, claimed_at, expires_at) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (message_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, claimed_at = EXCLUDED.claimed_at,"
@@ -572,7 +533,7 @@ async def _list_channels(conn: Conn, caller: Caller, type_: str | None) -> list[
         " AND (%(type)s::text IS NULL OR c.type = %(type)s::text) ORDER BY c.name",
         _params(caller, type=type_),
     )
-    return [{**_channel_public(row), "member": bool(row["member"]), "members": row["members"]} for row in rows]
+    return [{**policy.channel_public(row), "member": bool(row["member"]), "members": row["members"]} for row in rows]
 
 
 async def _read_channel(
@@ -866,15 +827,7 @@ class PostgresStore:
         channels: list[str] | None = None,
         expires_in: float | None = None,
     ) -> tuple[KeyRecord, str]:
-        if kind not in rules.KEY_PREFIXES:
-            raise Unprocessable("kind must be 'machine' or 'agent'", code="invalid_key_kind")
-        name = machine if kind == "machine" else agent_name
-        if name is None or not is_valid_name(name):
-            field = "machine" if kind == "machine" else "name"
-            raise Unprocessable(f"{field} must be {NAME_RULE}", code="invalid_name")
-        for channel in channels or ():
-            if not is_valid_name(channel):
-                raise Unprocessable(f"channel '{channel}' is not a valid name: {NAME_RULE}", code="invalid_name")
+        policy.check_key_request(kind, machine, agent_name, channels)
         result: tuple[KeyRecord, str] = await self.engine.write(
             _create_key, kind, machine, agent_name, channels, expires_in
         )
@@ -892,39 +845,10 @@ class PostgresStore:
         if found is None:
             raise Unauthorized("this API key is not known to the relay", code="invalid_key")
         key, agent = found
-        if key.revoked_at is not None:
-            raise Unauthorized("this API key was revoked; ask the relay's operator for a new one", code="key_revoked")
-        if not key.usable_at(time.time()):
-            raise Unauthorized("this API key has expired; ask the relay's operator for a new one", code="key_expired")
-        if key.kind == "agent":
-            assert key.agent_name is not None
-            if agent_name and agent_name != key.agent_name:
-                raise Forbidden(
-                    f"this key belongs to '{key.agent_name}' and cannot act as '{agent_name}'", code="impersonation"
-                )
-            name = key.agent_name
-        else:
-            if not agent_name:
-                raise BadRequest(
-                    f"a machine key needs an x-agent-name header, e.g. '{key.machine}-myproject'",
-                    code="agent_name_required",
-                )
-            if not is_valid_name(agent_name):
-                raise BadRequest(f"invalid agent name '{agent_name}': use {NAME_RULE}", code="invalid_agent_name")
-            if not agent_name.startswith(f"{key.machine}-"):
-                raise Forbidden(
-                    f"agents on machine key '{key.machine}' must be named '{key.machine}-<project>'",
-                    code="impersonation",
-                )
-            name = agent_name
-            if agent is None or agent.key_id != key.id:
-                agent = await self.engine.write(_register, key, name)
-        if agent is None:
-            raise Unauthorized("this API key has no agent", code="invalid_key")
-        if key.kind == "agent" and agent.key_id is not None:
-            raise Forbidden(f"'{name}' is registered under a machine key", code="name_taken")
-        scope = frozenset(key.channels) if key.channels is not None else None
-        return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope)
+        name = policy.acting_name(key, agent_name, time.time())
+        if key.kind == "machine" and (agent is None or agent.key_id != key.id):
+            agent = await self.engine.write(_register, key, name)
+        return policy.caller(key, agent, name)
 
     # -- channels --------------------------------------------------------------------------
 
@@ -990,13 +914,7 @@ class PostgresStore:
         return await self.engine.read(_read_events, caller, since, limit, channel)
 
     async def mark_read(self, caller: Caller, page: Page) -> None:
-        upto: dict[int, int] = {}
-        for message in page.messages:
-            upto[message.channel_id] = max(upto.get(message.channel_id, 0), message.id)
-        joining = page.agent_id is None
-        if joining:
-            for channel_id in page.channels:
-                upto.setdefault(channel_id, 0)
+        upto, joining = policy.read_marks(page)
         if upto:
             await self.engine.write(_mark_read, caller, upto, joining)
 

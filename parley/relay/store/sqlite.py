@@ -18,10 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from parley.limits import NAME_RULE, is_valid_name
 from parley.relay import rules
 from parley.relay.errors import (
-    BadRequest,
     Conflict,
     Forbidden,
     NotFound,
@@ -41,6 +39,7 @@ from parley.relay.models import (
 )
 from parley.relay.ratelimit import Budget, RateLimiter
 from parley.relay.settings import Settings
+from parley.relay.store import policy
 from parley.relay.store.base import Subscriber
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
@@ -108,34 +107,14 @@ def _join(conn: sqlite3.Connection, agent_id: int, channel_id: int, now: float) 
     return conn.execute(sql, (agent_id, channel_id, now)).rowcount == 1
 
 
-def _check_scope(caller: Caller, name: str) -> None:
-    if not caller.may_use(name):
-        allowed = ", ".join(sorted(caller.scope or ()))
-        raise Forbidden(
-            f"your key is limited to the channels {allowed}; '{name}' is not one of them",
-            code="channel_not_allowed",
-        )
-
-
 def _channel(conn: sqlite3.Connection, caller: Caller, name: str) -> Row:
     """The channel ``name`` if the caller may see it; a private channel it may not see does not exist."""
-    _check_scope(caller, name)
+    policy.check_scope(caller, name)
     row: Row | None = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
     granted = caller.scope is not None and name in caller.scope
     if row is None or (row["private"] and not granted and not _is_member(conn, caller.agent_id, row["id"])):
         raise NotFound(f"no channel named '{name}'", code="channel_not_found")
     return row
-
-
-def _channel_public(row: Row) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "type": row["type"],
-        "description": row["description"],
-        "private": bool(row["private"]),
-        "archived": bool(row["archived"]),
-        "created_at": iso(row["created_at"]),
-    }
 
 
 def _load_message(conn: sqlite3.Connection, message_id: int) -> Message:
@@ -238,7 +217,7 @@ def _register(conn: sqlite3.Connection, key: KeyRecord, name: str) -> Agent:
 def _create_channel(
     conn: sqlite3.Connection, caller: Caller, name: str, description: str, private: bool
 ) -> tuple[dict[str, Any], bool]:
-    _check_scope(caller, name)
+    policy.check_scope(caller, name)
     now = time.time()
     row = conn.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
     if row is not None:
@@ -246,13 +225,15 @@ def _create_channel(
         if row["archived"]:
             raise Conflict(f"channel '{name}' is archived", code="channel_archived")
         _join(conn, caller.agent_id, row["id"], now)
-        return _channel_public(row), False
+        return policy.channel_public(row), False
     cursor = conn.execute(
         "INSERT INTO channels (name, type, description, private, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (name, rules.channel_type(name), description, int(private), caller.agent_id, now),
     )
     _join(conn, caller.agent_id, int(cursor.lastrowid or 0), now)
-    return _channel_public(conn.execute("SELECT * FROM channels WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+    return policy.channel_public(
+        conn.execute("SELECT * FROM channels WHERE id = ?", (cursor.lastrowid,)).fetchone()
+    ), True
 
 
 def _add_member(conn: sqlite3.Connection, caller: Caller, channel: str, agent: str) -> dict[str, Any]:
@@ -268,14 +249,14 @@ def _add_member(conn: sqlite3.Connection, caller: Caller, channel: str, agent: s
 def _archive_channel(conn: sqlite3.Connection, channel: str) -> dict[str, Any]:
     if conn.execute("UPDATE channels SET archived = 1 WHERE name = ?", (channel,)).rowcount == 0:
         raise NotFound(f"no channel named '{channel}'", code="channel_not_found")
-    return _channel_public(conn.execute("SELECT * FROM channels WHERE name = ?", (channel,)).fetchone())
+    return policy.channel_public(conn.execute("SELECT * FROM channels WHERE name = ?", (channel,)).fetchone())
 
 
 def _channel_for_post(conn: sqlite3.Connection, caller: Caller, name: str, now: float) -> Row:
     """The channel to post into, created on first post; the poster joins it.
 
     The hot path (a member posting to a public channel) is one query."""
-    _check_scope(caller, name)
+    policy.check_scope(caller, name)
     row: Row | None = conn.execute(
         "SELECT c.*, EXISTS (SELECT 1 FROM memberships WHERE agent_id = ? AND channel_id = c.id) AS member"
         " FROM channels c WHERE c.name = ?",
@@ -478,24 +459,10 @@ def _claim(conn: sqlite3.Connection, caller: Caller, message_id: int, ttl: float
     ).fetchone()
     if row is None:
         raise NotFound(f"no message {message_id} that you can see", code="message_not_found")
-    if row["author_id"] == caller.agent_id:
-        raise Forbidden("you cannot claim your own question", code="own_message")
-    if row["expects_reply"] == "none":
-        raise Conflict(
-            f"message {message_id} does not expect a reply; only questions with expects_reply 'anyone'"
-            " or your name can be claimed",
-            code="not_a_question",
-        )
-    if row["expects_reply"] not in ("anyone", caller.name):
-        raise Forbidden(
-            f"message {message_id} expects a reply from '{row['expects_reply']}', not from you",
-            code="not_addressed_to_you",
-        )
+    policy.check_claim(caller, message_id, row["author_id"], row["expects_reply"])
     if row["answered_by"] is not None:
         holder = conn.execute("SELECT name FROM agents WHERE id = ?", (row["answered_by"],)).fetchone()[0]
-        raise Conflict(
-            f"message {message_id} was already answered by '{holder}'", code="already_answered", holder=holder
-        )
+        raise policy.already_answered(message_id, holder)
     now = time.time()
     held = conn.execute(
         "SELECT c.agent_id, c.expires_at, a.name FROM claims c JOIN agents a ON a.id = c.agent_id"
@@ -503,13 +470,7 @@ def _claim(conn: sqlite3.Connection, caller: Caller, message_id: int, ttl: float
         (message_id,),
     ).fetchone()
     if held is not None and held["agent_id"] != caller.agent_id and held["expires_at"] > now:
-        raise Conflict(
-            f"message {message_id} is claimed by '{held['name']}' until {iso(held['expires_at'])};"
-            " leave it to them, or try again after that if they have not replied",
-            code="already_claimed",
-            holder=held["name"],
-            expires_at=iso(held["expires_at"]),
-        )
+        raise policy.already_claimed(message_id, held["name"], held["expires_at"])
     conn.execute(
         "INSERT INTO claims (message_id, agent_id, claimed_at, expires_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (message_id) DO UPDATE SET agent_id = excluded.agent_id,"
@@ -601,7 +562,7 @@ def _list_channels(conn: sqlite3.Connection, caller: Caller, type_: str | None) 
         " AND (:type IS NULL OR c.type = :type) ORDER BY c.name",
         _params(caller, type=type_),
     ).fetchall()
-    return [{**_channel_public(row), "member": bool(row["member"]), "members": row["members"]} for row in rows]
+    return [{**policy.channel_public(row), "member": bool(row["member"]), "members": row["members"]} for row in rows]
 
 
 def _read_channel(
@@ -891,15 +852,7 @@ class SQLiteStore:
         channels: list[str] | None = None,
         expires_in: float | None = None,
     ) -> tuple[KeyRecord, str]:
-        if kind not in rules.KEY_PREFIXES:
-            raise Unprocessable("kind must be 'machine' or 'agent'", code="invalid_key_kind")
-        name = machine if kind == "machine" else agent_name
-        if name is None or not is_valid_name(name):
-            field = "machine" if kind == "machine" else "name"
-            raise Unprocessable(f"{field} must be {NAME_RULE}", code="invalid_name")
-        for channel in channels or ():
-            if not is_valid_name(channel):
-                raise Unprocessable(f"channel '{channel}' is not a valid name: {NAME_RULE}", code="invalid_name")
+        policy.check_key_request(kind, machine, agent_name, channels)
         return await self.engine.write(_create_key, kind, machine, agent_name, channels, expires_in)
 
     async def list_keys(self) -> list[KeyRecord]:
@@ -919,45 +872,16 @@ class SQLiteStore:
             if key is None:
                 raise Unauthorized("this API key is not known to the relay", code="invalid_key")
             self._keys[digest] = key
-        now = time.time()
-        if key.revoked_at is not None:
-            raise Unauthorized("this API key was revoked; ask the relay's operator for a new one", code="key_revoked")
-        if not key.usable_at(now):
-            raise Unauthorized("this API key has expired; ask the relay's operator for a new one", code="key_expired")
-        if key.kind == "agent":
-            assert key.agent_name is not None
-            if agent_name and agent_name != key.agent_name:
-                raise Forbidden(
-                    f"this key belongs to '{key.agent_name}' and cannot act as '{agent_name}'",
-                    code="impersonation",
-                )
-            name = key.agent_name
-        else:
-            if not agent_name:
-                raise BadRequest(
-                    f"a machine key needs an x-agent-name header, e.g. '{key.machine}-myproject'",
-                    code="agent_name_required",
-                )
-            if not is_valid_name(agent_name):
-                raise BadRequest(f"invalid agent name '{agent_name}': use {NAME_RULE}", code="invalid_agent_name")
-            if not agent_name.startswith(f"{key.machine}-"):
-                raise Forbidden(
-                    f"agents on machine key '{key.machine}' must be named '{key.machine}-<project>'",
-                    code="impersonation",
-                )
-            name = agent_name
+        name = policy.acting_name(key, agent_name, time.time())
         agent = self._agents.get(name)
         if agent is None:
             agent = await self.engine.read(_find_agent, name)
         if key.kind == "machine" and (agent is None or agent.key_id != key.id):
             agent = await self.engine.write(_register, key, name)
-        if agent is None:  # an agent key whose agent row is gone cannot happen; refuse anyway
-            raise Unauthorized("this API key has no agent", code="invalid_key")
-        if key.kind == "agent" and agent.key_id is not None:
-            raise Forbidden(f"'{name}' is registered under a machine key", code="name_taken")
-        self._agents[name] = agent
-        scope = frozenset(key.channels) if key.channels is not None else None
-        return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope)
+        result = policy.caller(key, agent, name)
+        if agent is not None:
+            self._agents[name] = agent
+        return result
 
     # -- channels --------------------------------------------------------------------------
 
@@ -1016,13 +940,7 @@ class SQLiteStore:
         return await self.engine.read(_read_events, caller, since, limit, channel)
 
     async def mark_read(self, caller: Caller, page: Page) -> None:
-        upto: dict[int, int] = {}
-        for message in page.messages:
-            upto[message.channel_id] = max(upto.get(message.channel_id, 0), message.id)
-        joining = page.agent_id is None  # a channel read joins the channel; the events feed does not
-        if joining:
-            for channel_id in page.channels:
-                upto.setdefault(channel_id, 0)
+        upto, joining = policy.read_marks(page)
         if upto:
             await self.engine.write(_mark_read, caller, upto, joining)
 
