@@ -8,7 +8,7 @@ from typing import Any
 from parley.limits import NAME_RULE, is_valid_name
 from parley.relay import rules
 from parley.relay.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from parley.relay.models import Agent, Caller, KeyRecord, Page, iso
+from parley.relay.models import Agent, Caller, KeyRecord, Message, Page, iso
 
 
 def check_key_request(kind: str, machine: str | None, agent_name: str | None, channels: list[str] | None) -> None:
@@ -117,3 +117,18 @@ def read_marks(page: Page) -> tuple[dict[int, int], bool]:
         for channel_id in page.channels:
             upto.setdefault(channel_id, 0)
     return upto, joining
+
+
+def mention(mention_id: int, message: Message, read: bool) -> dict[str, Any]:
+    """A mention as the API shows it (the AgentChat field names)."""
+    return {
+        "mention_id": mention_id,
+        "message_id": message.id,
+        "channel": message.channel,
+        "from": message.author,
+        "content": message.content,
+        "parent_message_id": message.parent_id,
+        "expects_reply": message.expects_reply,
+        "timestamp": iso(message.created_at),
+        "read": read,
+    }

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from parley.relay import rules
 from parley.relay.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
-from parley.relay.models import Agent, Caller, Claim, KeyRecord, Message, Page, Posted, StoredFile, iso
+from parley.relay.models import Agent, Caller, Claim, KeyRecord, Message, Page, Posted, StoredFile
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import policy
@@ -660,23 +660,7 @@ async def _mentions(conn: Conn, caller: Caller, unread_only: bool, limit: int) -
         " ORDER BY mn.id DESC LIMIT %(limit)s",
         _params(caller, unread=unread_only, limit=limit),
     )
-    result = []
-    for row in rows:
-        message = _message(row)
-        result.append(
-            {
-                "mention_id": row["mention_id"],
-                "message_id": message.id,
-                "channel": message.channel,
-                "from": message.author,
-                "content": message.content,
-                "parent_message_id": message.parent_id,
-                "expects_reply": message.expects_reply,
-                "timestamp": iso(message.created_at),
-                "read": bool(row["read"]),
-            }
-        )
-    return result
+    return [policy.mention(row["mention_id"], _message(row), bool(row["read"])) for row in rows]
 
 
 async def _search(conn: Conn, caller: Caller, query: str, channel: str | None, limit: int) -> list[dict[str, Any]]:

@@ -35,7 +35,6 @@ from parley.relay.models import (
     Page,
     Posted,
     StoredFile,
-    iso,
 )
 from parley.relay.ratelimit import Budget, RateLimiter
 from parley.relay.settings import Settings
@@ -690,23 +689,7 @@ def _mentions(conn: sqlite3.Connection, caller: Caller, unread_only: bool, limit
         " ORDER BY mn.id DESC LIMIT :limit",
         _params(caller, unread=int(unread_only), limit=limit),
     ).fetchall()
-    result = []
-    for row in rows:
-        message = _message(row)
-        result.append(
-            {
-                "mention_id": row["mention_id"],
-                "message_id": message.id,
-                "channel": message.channel,
-                "from": message.author,
-                "content": message.content,
-                "parent_message_id": message.parent_id,
-                "expects_reply": message.expects_reply,
-                "timestamp": iso(message.created_at),
-                "read": bool(row["read"]),
-            }
-        )
-    return result
+    return [policy.mention(row["mention_id"], _message(row), bool(row["read"])) for row in rows]
 
 
 #: Results are ranked among the newest matches, at least this many (all of them for rarer words): ranking
