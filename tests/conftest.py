@@ -200,18 +200,23 @@ class Databases:
         self.created.clear()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Databases | None]:
-    """The store under test. Without a reachable PostgreSQL its half is skipped, except in CI."""
-    if request.param == "sqlite":
-        yield None
-        return
+def postgres_databases(what: str) -> Databases:
+    """Fresh databases on the local PostgreSQL; without one, ``what`` is skipped, except in CI where it fails."""
     missing = _postgres_reachable()
     if missing:
         if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL half: {missing}")
+            pytest.fail(f"CI must run {what}: {missing}")
         pytest.skip(missing)
-    databases = Databases()
+    return Databases()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Databases | None]:
+    """The store under test: every relay test runs against each."""
+    if request.param == "sqlite":
+        yield None
+        return
+    databases = postgres_databases("the PostgreSQL half")
     yield databases
     databases.drop_all()
 

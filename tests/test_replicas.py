@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Databases, _postgres_reachable, data, eventually, free_port, unique
+from conftest import Databases, data, eventually, free_port, postgres_databases, unique
 
 
 class Replica:
@@ -62,12 +62,7 @@ class Replica:
 
 @pytest.fixture
 def postgres() -> Iterator[Databases]:
-    missing = _postgres_reachable()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the replica tests: {missing}")
-        pytest.skip(missing)
-    databases = Databases()
+    databases = postgres_databases("the replica tests")
     yield databases
     databases.drop_all()
 

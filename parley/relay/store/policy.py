@@ -132,3 +132,33 @@ def mention(mention_id: int, message: Message, read: bool) -> dict[str, Any]:
         "timestamp": iso(message.created_at),
         "read": read,
     }
+
+
+def message_from_row(row: Any, metadata: dict[str, Any] | None) -> Message:
+    """A message row (either store's kind, metadata already decoded) as a Message."""
+    return Message(
+        id=row["id"],
+        channel_id=row["channel_id"],
+        channel=row["channel"],
+        author=row["author"],
+        content=row["content"],
+        metadata=metadata,
+        parent_id=row["parent_id"],
+        expects_reply=row["expects_reply"],
+        created_at=row["created_at"],
+        mentions=tuple(row["mentions"].split(",")) if row["mentions"] else (),
+    )
+
+
+def key_from_row(row: Any, channels: tuple[str, ...] | None) -> KeyRecord:
+    return KeyRecord(
+        id=row["id"],
+        kind=row["kind"],
+        prefix=row["prefix"],
+        machine=row["machine"],
+        agent_name=row["agent_name"],
+        channels=channels,
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )

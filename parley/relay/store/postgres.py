@@ -38,32 +38,11 @@ _VISIBLE = "(NOT c.private OR c.id IN (SELECT channel_id FROM memberships WHERE 
 
 
 def _message(row: Row) -> Message:
-    return Message(
-        id=row["id"],
-        channel_id=row["channel_id"],
-        channel=row["channel"],
-        author=row["author"],
-        content=row["content"],
-        metadata=row["metadata"] or None,
-        parent_id=row["parent_id"],
-        expects_reply=row["expects_reply"],
-        created_at=row["created_at"],
-        mentions=tuple(row["mentions"].split(",")) if row["mentions"] else (),
-    )
+    return policy.message_from_row(row, row["metadata"] or None)
 
 
 def _key(row: Row) -> KeyRecord:
-    return KeyRecord(
-        id=row["id"],
-        kind=row["kind"],
-        prefix=row["prefix"],
-        machine=row["machine"],
-        agent_name=row["agent_name"],
-        channels=tuple(row["channels"]) if row["channels"] is not None else None,
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return policy.key_from_row(row, tuple(row["channels"]) if row["channels"] is not None else None)
 
 
 def _params(caller: Caller, **extra: Any) -> dict[str, Any]:
@@ -812,17 +791,13 @@ class PostgresStore:
         expires_in: float | None = None,
     ) -> tuple[KeyRecord, str]:
         policy.check_key_request(kind, machine, agent_name, channels)
-        result: tuple[KeyRecord, str] = await self.engine.write(
-            _create_key, kind, machine, agent_name, channels, expires_in
-        )
-        return result
+        return await self.engine.write(_create_key, kind, machine, agent_name, channels, expires_in)
 
     async def list_keys(self) -> list[KeyRecord]:
         return await self.engine.read(_list_keys)
 
     async def revoke(self, target: str) -> int:
-        revoked: int = await self.engine.write(_revoke, target)
-        return revoked
+        return await self.engine.write(_revoke, target)
 
     async def authenticate(self, secret: str, agent_name: str | None) -> Caller:
         found = await self.engine.read(_find_key, rules.hash_key(secret), agent_name)
@@ -842,18 +817,13 @@ class PostgresStore:
     async def create_channel(
         self, caller: Caller, name: str, description: str, private: bool
     ) -> tuple[dict[str, Any], bool]:
-        result: tuple[dict[str, Any], bool] = await self.engine.write(
-            _create_channel, caller, name, description, private
-        )
-        return result
+        return await self.engine.write(_create_channel, caller, name, description, private)
 
     async def add_member(self, caller: Caller, channel: str, agent: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.engine.write(_add_member, caller, channel, agent)
-        return result
+        return await self.engine.write(_add_member, caller, channel, agent)
 
     async def archive_channel(self, channel: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.engine.write(_archive_channel, channel)
-        return result
+        return await self.engine.write(_archive_channel, channel)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -868,10 +838,9 @@ class PostgresStore:
         expects_reply: str | None,
         client_msg_id: str | None,
     ) -> Posted:
-        posted: Posted = await self.engine.write(
+        return await self.engine.write(
             _post, caller, channel, content, parent_id, metadata, expects_reply, client_msg_id
         )
-        return posted
 
     async def post_dm(
         self,
@@ -884,10 +853,9 @@ class PostgresStore:
         expects_reply: str | None,
         client_msg_id: str | None,
     ) -> Posted:
-        posted: Posted = await self.engine.write(
+        return await self.engine.write(
             _post_dm, caller, target, content, parent_id, metadata, expects_reply, client_msg_id
         )
-        return posted
 
     async def read_channel(
         self, caller: Caller, channel: str, *, limit: int, before: int | None, since: int | None
@@ -903,8 +871,7 @@ class PostgresStore:
             await self.engine.write(_mark_read, caller, upto, joining)
 
     async def claim(self, caller: Caller, message_id: int) -> Claim:
-        claim: Claim = await self.engine.write(_claim, caller, message_id, self.settings.claim_ttl)
-        return claim
+        return await self.engine.write(_claim, caller, message_id, self.settings.claim_ttl)
 
     async def board(self, caller: Caller) -> dict[str, Any]:
         return await self.engine.read(_board, caller)
@@ -913,8 +880,7 @@ class PostgresStore:
         return await self.engine.read(_mentions, caller, unread_only, limit)
 
     async def mark_mentions_read(self, caller: Caller, mention_ids: list[int]) -> int:
-        marked: int = await self.engine.write(_mark_mentions_read, caller, mention_ids)
-        return marked
+        return await self.engine.write(_mark_mentions_read, caller, mention_ids)
 
     async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[dict[str, Any]]:
         return await self.engine.read(_search, caller, query, channel, limit)
@@ -932,10 +898,7 @@ class PostgresStore:
         self, caller: Caller, channel: str, filename: str, content_type: str, data: bytes, announce: str | None
     ) -> tuple[StoredFile, Posted | None]:
         digest = hashlib.sha256(data).hexdigest()
-        result: tuple[StoredFile, Posted | None] = await self.engine.write(
-            _insert_file, caller, channel, filename, content_type, data, digest, announce
-        )
-        return result
+        return await self.engine.write(_insert_file, caller, channel, filename, content_type, data, digest, announce)
 
     async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]:
         return await self.engine.read(_file, caller, file_id)

@@ -162,10 +162,10 @@ class PostgresEngine:
 
     # -- the writer ---------------------------------------------------------------------------
 
-    async def write(self, fn: WriteFn, *args: Any) -> Any:
+    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if self._closed:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((fn, args, future))
         return await future
 

@@ -58,32 +58,11 @@ _VISIBLE = f"(c.private = 0 OR c.id IN (SELECT channel_id FROM memberships WHERE
 
 
 def _message(row: Row) -> Message:
-    return Message(
-        id=row["id"],
-        channel_id=row["channel_id"],
-        channel=row["channel"],
-        author=row["author"],
-        content=row["content"],
-        metadata=json.loads(row["metadata"]) if row["metadata"] else None,
-        parent_id=row["parent_id"],
-        expects_reply=row["expects_reply"],
-        created_at=row["created_at"],
-        mentions=tuple(row["mentions"].split(",")) if row["mentions"] else (),
-    )
+    return policy.message_from_row(row, json.loads(row["metadata"]) if row["metadata"] else None)
 
 
 def _key(row: Row) -> KeyRecord:
-    return KeyRecord(
-        id=row["id"],
-        kind=row["kind"],
-        prefix=row["prefix"],
-        machine=row["machine"],
-        agent_name=row["agent_name"],
-        channels=tuple(json.loads(row["channels"])) if row["channels"] is not None else None,
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return policy.key_from_row(row, tuple(json.loads(row["channels"])) if row["channels"] is not None else None)
 
 
 def _params(caller: Caller, **extra: Any) -> dict[str, Any]:
