@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 
-from parley import __version__
+from parley import __version__, env
 from parley.relay.settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 class CLIError(Exception):
@@ -46,12 +45,10 @@ def _client_config(args: argparse.Namespace) -> tuple[str, str, str | None]:
             stored = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise CLIError(f"{path} is not valid JSON: {exc}") from exc
-    url = args.url or os.environ.get("PARLEY_URL") or stored.get("url") or DEFAULT_URL
-    key = args.key or os.environ.get("PARLEY_KEY") or stored.get("key")
-    name = args.name or os.environ.get("PARLEY_NAME") or stored.get("name")
+    key = env.agent_key(args.key, stored.get("key"))
     if not key:
         raise CLIError(f'no key: pass --key, set PARLEY_KEY, or put {{"key": ...}} in {path}')
-    return url.rstrip("/"), key, name
+    return env.relay_url(args.url, stored.get("url")), key, env.agent_name(args.name, stored.get("name"))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -88,7 +85,7 @@ def _agent_request(args: argparse.Namespace, method: str, path: str, **kwargs: A
 
 def _admin_request(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     settings = _settings(args)
-    url = (args.url or os.environ.get("PARLEY_URL") or DEFAULT_URL).rstrip("/")
+    url = env.relay_url(args.url)
     if not settings.admin_token_path.exists():
         return asyncio.run(_admin_in_process(settings, method, path, body))
     token = settings.admin_token_path.read_text().strip()
@@ -168,13 +165,13 @@ def cmd_key_create(args: argparse.Namespace) -> None:
     created = _admin_request(
         args, "POST", "/admin/keys", {"kind": "machine", "machine": args.machine, "expires": args.expires}
     )
-    _print_json(created) if args.json else _print_key(created, args.url or DEFAULT_URL)
+    _print_json(created) if args.json else _print_key(created, env.relay_url(args.url))
 
 
 def cmd_invite(args: argparse.Namespace) -> None:
     body = {"kind": "agent", "name": args.name_, "channels": args.channel, "expires": args.expires}
     created = _admin_request(args, "POST", "/admin/keys", body)
-    _print_json(created) if args.json else _print_key(created, args.url or DEFAULT_URL)
+    _print_json(created) if args.json else _print_key(created, env.relay_url(args.url))
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -304,12 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def admin_options(p: argparse.ArgumentParser) -> None:
         data_option(p)
-        p.add_argument("--url", help=f"relay URL (default: $PARLEY_URL or {DEFAULT_URL})")
+        p.add_argument("--url", help=f"relay URL (default: $PARLEY_URL or {env.DEFAULT_URL})")
         p.add_argument("--expires", help="e.g. 10m, 24h, 7d, never (default: never)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
     def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", help=f"relay URL (default: $PARLEY_URL, the config file, or {DEFAULT_URL})")
+        p.add_argument("--url", help=f"relay URL (default: $PARLEY_URL, the config file, or {env.DEFAULT_URL})")
         p.add_argument("--key", help="API key (default: $PARLEY_KEY or the config file)")
         p.add_argument("--name", help="agent name, for machine keys (default: $PARLEY_NAME)")
         p.add_argument("--json", action="store_true", help="print JSON")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
+from parley import env
 from parley.agents.brain import Brain
 from parley.agents.runner import AgentRunner, Guards
 from parley.executors import Executor
@@ -13,9 +13,9 @@ from parley.executors import Executor
 
 def parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--relay", default=os.environ.get("PARLEY_URL", "http://127.0.0.1:8765"), help="relay URL")
-    p.add_argument("--key", default=os.environ.get("PARLEY_KEY"), help="agent key (default: $PARLEY_KEY)")
-    p.add_argument("--name", default=os.environ.get("PARLEY_NAME"), help="agent name, with a machine key")
+    p.add_argument("--relay", default=env.relay_url(), help="relay URL (default: $PARLEY_URL)")
+    p.add_argument("--key", default=env.agent_key(), help="agent key (default: $PARLEY_KEY)")
+    p.add_argument("--name", default=env.agent_name(), help="agent name, with a machine key (default: $PARLEY_NAME)")
     p.add_argument("--channel", action="append", required=True, help="channel to live in (repeatable)")
     p.add_argument("--model", required=True)
     p.add_argument("--max-tool-rounds", type=int, default=Guards.max_tool_rounds)

@@ -16,6 +16,7 @@ from parley.relay.context import Admin
 from parley.relay.errors import Unprocessable
 from parley.relay.responses import ok
 from parley.relay.schemas import ChannelName, CreateKey, Revoke
+from parley.relay.store import sql
 
 router = APIRouter(prefix="/admin")
 
@@ -33,15 +34,20 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
         expires_in = rules.parse_duration(body.expires) if body.expires else None
     except ValueError as exc:
         raise Unprocessable(str(exc), code="invalid_expires") from exc
-    record, secret = await relay.store.create_key(
-        body.kind, machine=body.machine, agent_name=body.name, channels=body.channels, expires_in=expires_in
+    record, secret = await relay.store.write(
+        sql.create_key,
+        body.kind,
+        machine=body.machine,
+        agent_name=body.name,
+        channels=body.channels,
+        expires_in=expires_in,
     )
     return ok({"key": secret, **record.public()}, status=201)
 
 
 @router.get("/keys")
 async def list_keys(relay: Admin) -> JSONResponse:
-    return ok({"keys": [record.public() for record in await relay.store.list_keys()]})
+    return ok({"keys": [record.public() for record in await relay.store.read(sql.list_keys)]})
 
 
 @router.post("/keys/revoke")
@@ -52,7 +58,8 @@ async def revoke(relay: Admin, body: Revoke) -> JSONResponse:
 
 @router.post("/channels/{channel}/archive")
 async def archive(relay: Admin, channel: Annotated[ChannelName, PathParam()]) -> JSONResponse:
-    return ok({"channel": await relay.store.archive_channel(channel)})
+    archived = await relay.store.write(sql.archive_channel, channel)
+    return ok({"channel": archived.to_dict()})
 
 
 @router.get("/stats")

@@ -22,7 +22,7 @@ from parley import limits
 from parley.relay import rules
 from parley.relay.context import Agent, Reader, Writer, writer
 from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
-from parley.relay.models import Page, Posted, iso
+from parley.relay.models import Draft, Page, Posted, Upload, iso
 from parley.relay.responses import invalid, ok
 from parley.relay.schemas import (
     AddMember,
@@ -35,6 +35,7 @@ from parley.relay.schemas import (
     PostMessage,
     UploadFile,
 )
+from parley.relay.store import sql
 
 log = logging.getLogger("parley.relay")
 router = APIRouter(prefix="/api/v1")
@@ -90,7 +91,9 @@ async def parse(request: Request, model: type[B]) -> B:
 def mark_read_soon(agent: Agent, page: Page) -> None:
     """Record the read marks without holding the answer for a commit (a woken wait answers at once).
     The agent's next read waits for them first (``context.reader``), so it always sees its own marks."""
-    pending = asyncio.ensure_future(agent.relay.store.mark_read(agent.caller, page))
+    if not sql.read_marks(page):
+        return
+    pending = asyncio.ensure_future(agent.relay.store.write(sql.mark_read, agent.caller, page))
     agent.relay.pending_marks[agent.caller.agent_id] = pending
     pending.add_done_callback(lambda done: _forget_mark(agent, done))
 
@@ -138,6 +141,16 @@ def _posted(agent: Agent, posted: Posted) -> JSONResponse:
     return ok(data, status=200 if posted.replayed else 201, budget=agent.budget, write=True)
 
 
+def _draft(request: Request, body: PostMessage | PostDM) -> Draft:
+    return Draft(
+        content=body.content,
+        parent_id=body.parent_message_id,
+        metadata=body.metadata,
+        expects_reply=body.expects_reply,
+        client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
+    )
+
+
 def _client_msg_id(body_value: str | None, header: str | None) -> str | None:
     if header is not None and body_value is not None and header != body_value:
         raise BadRequest(
@@ -160,28 +173,32 @@ async def me(agent: Reader) -> JSONResponse:
 @router.get("/board")
 async def board(agent: Reader) -> JSONResponse:
     """Your channels with unread counts and latest message, open questions for you, unread mentions."""
-    return ok(await agent.relay.store.board(agent.caller), budget=agent.budget)
+    found = await agent.relay.store.read(sql.board, agent.caller)
+    return ok(found.to_dict(), budget=agent.budget)
 
 
 @router.get("/channels")
 async def list_channels(agent: Reader, type: ChannelType | None = None) -> JSONResponse:
     """Channels you can see (?type=project|technology|global)."""
-    channels = await agent.relay.store.list_channels(agent.caller, type)
+    found = await agent.relay.store.read(sql.list_channels, agent.caller, type)
+    channels = [{**channel.to_dict(), "member": channel.member, "members": channel.members} for channel in found]
     return ok({"channels": channels}, budget=agent.budget)
 
 
 @router.post("/channels")
 async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
     """Create a channel {name, description, private}; you join it. Posting also creates public ones."""
-    channel, created = await agent.relay.store.create_channel(agent.caller, body.name, body.description, body.private)
-    return ok({"channel": channel, "created": created}, status=201 if created else 200, budget=agent.budget, write=True)
+    store = agent.relay.store
+    channel, created = await store.write(sql.create_channel, agent.caller, body.name, body.description, body.private)
+    data = {"channel": channel.to_dict(), "created": created}
+    return ok(data, status=201 if created else 200, budget=agent.budget, write=True)
 
 
 @router.post("/channels/{channel}/members")
 async def add_member(agent: Writer, channel: Annotated[ChannelName, Path()], body: AddMember) -> JSONResponse:
     """Add an agent {agent} to a channel (members of a private channel only)."""
-    result = await agent.relay.store.add_member(agent.caller, channel, body.agent)
-    return ok(result, budget=agent.budget, write=True)
+    added = await agent.relay.store.write(sql.add_member, agent.caller, channel, body.agent)
+    return ok({"channel": channel, "agent": body.agent, "added": added}, budget=agent.budget, write=True)
 
 
 @router.get("/messages")
@@ -200,7 +217,7 @@ async def read_messages(
     store, caller = agent.relay.store, agent.caller
 
     async def read(cursor: int | None) -> Page:
-        return await store.read_channel(caller, channel, limit=limit, before=before, since=cursor)
+        return await store.read(sql.read_channel, caller, channel, limit=limit, before=before, since=cursor)
 
     page = await _long_poll(agent, read, since, wait, limit)
     mark_read_soon(agent, page)
@@ -214,22 +231,14 @@ async def post_message(request: Request) -> JSONResponse:
     # dependency machinery, which costs more than the rest of the request (bench/, docs/performance.md).
     agent = await writer(request)
     body = await parse(request, PostMessage)
-    posted = await agent.relay.store.post(
-        agent.caller,
-        body.channel,
-        body.content,
-        parent_id=body.parent_message_id,
-        metadata=body.metadata,
-        expects_reply=body.expects_reply,
-        client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
-    )
+    posted = await agent.relay.store.write(sql.post, agent.caller, body.channel, _draft(request, body))
     return _posted(agent, posted)
 
 
 @router.post("/messages/{message_id}/claim")
 async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
     """Claim an open question before answering it: 200 to exactly one agent, 409 (with the holder) to the rest."""
-    result = await agent.relay.store.claim(agent.caller, message_id)
+    result = await agent.relay.store.write(sql.claim, agent.caller, message_id, ttl=agent.relay.settings.claim_ttl)
     data = {
         "won": True,
         "message_id": result.message_id,
@@ -252,7 +261,7 @@ async def events(
     store, caller = agent.relay.store, agent.caller
 
     async def read(cursor: int | None) -> Page:
-        return await store.read_events(caller, since=cursor, limit=limit, channel=channel)
+        return await store.read(sql.read_events, caller, since=cursor, limit=limit, channel_name=channel)
 
     page = await _long_poll(agent, read, since, wait, limit)
     if page.messages:
@@ -263,15 +272,7 @@ async def events(
 @router.post("/dm")
 async def send_dm(request: Request, agent: Writer, body: PostDM) -> JSONResponse:
     """Send a direct message {target_agent, content}; only you two can ever read it."""
-    posted = await agent.relay.store.post_dm(
-        agent.caller,
-        body.target_agent,
-        body.content,
-        parent_id=body.parent_message_id,
-        metadata=body.metadata,
-        expects_reply=body.expects_reply,
-        client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
-    )
+    posted = await agent.relay.store.write(sql.post_dm, agent.caller, body.target_agent, _draft(request, body))
     return _posted(agent, posted)
 
 
@@ -291,16 +292,16 @@ async def read_dm(
 @router.get("/mentions")
 async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20) -> JSONResponse:
     """Messages that @mention you (?unread=false for all)."""
-    found = await agent.relay.store.mentions(
-        agent.caller, unread_only=unread.lower() != "false", limit=min(limit, limits.MAX_LIST_LIMIT)
+    found = await agent.relay.store.read(
+        sql.mentions, agent.caller, unread_only=unread.lower() != "false", limit=min(limit, limits.MAX_LIST_LIMIT)
     )
-    return ok({"mentions": found}, budget=agent.budget)
+    return ok({"mentions": [mention.to_dict() for mention in found]}, budget=agent.budget)
 
 
 @router.post("/mentions")
 async def mark_mentions(agent: Writer, body: MarkMentions) -> JSONResponse:
     """Mark mentions read {mention_ids}; returns how many were really marked."""
-    marked = await agent.relay.store.mark_mentions_read(agent.caller, body.mention_ids)
+    marked = await agent.relay.store.write(sql.mark_mentions_read, agent.caller, body.mention_ids)
     return ok({"marked_read": marked}, budget=agent.budget, write=True)
 
 
@@ -312,8 +313,8 @@ async def search(
     limit: Limit = 20,
 ) -> JSONResponse:
     """Full-text search, ranked, with snippets, over what you can see (?q=, ?channel=)."""
-    results = await agent.relay.store.search(agent.caller, q, channel=channel, limit=min(limit, limits.MAX_LIST_LIMIT))
-    return ok({"query": q, "results": results}, budget=agent.budget)
+    hits = await agent.relay.store.search(agent.caller, q, channel=channel, limit=min(limit, limits.MAX_LIST_LIMIT))
+    return ok({"query": q, "results": [hit.to_dict() for hit in hits]}, budget=agent.budget)
 
 
 @router.get("/agents")
@@ -321,9 +322,9 @@ async def list_agents(agent: Reader, channel: OptionalChannel = None) -> JSONRes
     """Agents (?channel= for its members), when each was last seen, and who is online."""
     presence = agent.relay.presence
     found = []
-    for row in await agent.relay.store.agents(agent.caller, channel=channel):
-        last_seen, online = presence.describe(row["id"], row["last_seen"])
-        found.append({"name": row["name"], "last_seen": iso(last_seen), "online": online})
+    for seen in await agent.relay.store.read(sql.agents, agent.caller, channel_name=channel):
+        last_seen, online = presence.describe(seen.id, seen.last_seen)
+        found.append({"name": seen.name, "last_seen": iso(last_seen), "online": online})
     return ok({"agents": found}, budget=agent.budget)
 
 
@@ -368,9 +369,8 @@ async def upload_file(
             f"the file is {len(data)} bytes; the limit is {limits.MAX_FILE_BYTES}", code="file_too_large"
         )
     content_type = (content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream").split(";")[0]
-    stored, _ = await agent.relay.store.save_file(
-        agent.caller, channel, filename, content_type.strip().lower(), data, (message or "") if announce else None
-    )
+    upload = Upload(filename, content_type.strip().lower(), data, (message or "") if announce else None)
+    stored = await agent.relay.store.save_file(agent.caller, channel, upload)
     return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
 
 

@@ -22,6 +22,7 @@ from parley.relay.metrics import Metrics, MetricsMiddleware
 from parley.relay.presence import Presence
 from parley.relay.responses import error, invalid
 from parley.relay.settings import Settings
+from parley.relay.store import sql
 from parley.relay.store.base import Store
 
 log = logging.getLogger("parley.relay")
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            await relay.store.record_seen(relay.presence.take_unflushed())
+            await _record_seen(relay)
             await relay.store.close()
 
     # The routes go in directly rather than through include_router: FastAPI's included routers
@@ -142,9 +143,15 @@ async def _flush_presence(relay: Relay) -> None:
     while True:
         await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
         try:
-            await relay.store.record_seen(relay.presence.take_unflushed())
+            await _record_seen(relay)
         except RelayError:
             log.warning("could not record presence; will retry", exc_info=True)
+
+
+async def _record_seen(relay: Relay) -> None:
+    seen = relay.presence.take_unflushed()
+    if seen:
+        await relay.store.write(sql.record_seen, seen)
 
 
 async def _relay_error(request: Request, exc: Exception) -> Response:

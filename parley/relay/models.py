@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import hashlib
 from typing import Any
 
 from parley.limits import DM_PREFIX
@@ -98,6 +100,17 @@ class Message:
 
 
 @dataclasses.dataclass(frozen=True)
+class Draft:
+    """A message as its author sends it."""
+
+    content: str
+    parent_id: int | None = None
+    metadata: dict[str, Any] | None = None
+    expects_reply: str | None = None
+    client_msg_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Posted:
     """A stored message, whether this request stored it, and who must be woken beyond its channel."""
 
@@ -122,10 +135,140 @@ class Page:
 
 
 @dataclasses.dataclass(frozen=True)
+class Channel:
+    """A channel as the store holds it; ``member`` and ``members`` as seen by the caller that asked."""
+
+    id: int
+    name: str
+    type: str
+    description: str
+    private: bool
+    archived: bool
+    created_at: float
+    member: bool = False
+    members: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "private": self.private,
+            "archived": self.archived,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Unread:
+    """One of the caller's channels on its board."""
+
+    channel: Channel
+    unread: int
+    last_read_id: int
+    latest: Message | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel.name,
+            "type": self.channel.type,
+            "private": self.channel.private,
+            "unread": self.unread,
+            "last_read_id": self.last_read_id,
+            "latest": self.latest.to_dict() if self.latest else None,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """An open question for the caller, and who holds a live claim on it."""
+
+    message: Message
+    claimed_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.message.to_dict(), "claimed_by": self.claimed_by}
+
+
+@dataclasses.dataclass(frozen=True)
+class Mention:
+    id: int
+    message: Message
+    read: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The AgentChat field names."""
+        return {
+            "mention_id": self.id,
+            "message_id": self.message.id,
+            "channel": self.message.channel,
+            "from": self.message.author,
+            "content": self.message.content,
+            "parent_message_id": self.message.parent_id,
+            "expects_reply": self.message.expects_reply,
+            "timestamp": iso(self.message.created_at),
+            "read": self.read,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Board:
+    agent: str
+    channels: list[Unread]
+    open_questions: list[Question]
+    unread_mentions: int
+    mentions: list[Mention]
+    cursor: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "channels": [channel.to_dict() for channel in self.channels],
+            "open_questions": [question.to_dict() for question in self.open_questions],
+            "unread_mentions": self.unread_mentions,
+            "mentions": [mention.to_dict() for mention in self.mentions],
+            "cursor": self.cursor,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    message: Message
+    snippet: str
+    rank: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.message.to_dict(), "snippet": self.snippet, "rank": self.rank}
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """An agent and when the database last saw it (presence in memory may know better)."""
+
+    id: int
+    name: str
+    last_seen: float | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     message_id: int
     holder: str
     expires_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A file as its uploader sends it; ``announce`` (not None) also posts a message about it."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    announce: str | None = None
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,9 @@
-"""Pure rules every store applies the same way: names, mentions, durations, keys, search terms."""
+"""What text means to the relay: channel names and types, @mentions, durations, search syntax and ranking."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import secrets
 
 from parley.limits import DM_PREFIX
 
@@ -17,8 +15,6 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECA
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SEARCH_TERM_RE = re.compile(r"\w+", re.UNICODE)
 _SEARCH_PART_RE = re.compile(r'-?"[^"]*"|\S+')
-
-KEY_PREFIXES = {"machine": "pm_", "agent": "pa_"}
 
 
 def channel_type(name: str) -> str:
@@ -116,13 +112,3 @@ def relevance(contents: list[str], terms: list[str], k1: float = 1.2, b: float =
             if tf:
                 scores[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(words) / average))
     return scores
-
-
-def new_key(kind: str) -> tuple[str, str, str]:
-    """A fresh secret, its SHA-256 (all that is stored) and a short prefix to recognise it by."""
-    secret = KEY_PREFIXES[kind] + secrets.token_urlsafe(32)
-    return secret, hash_key(secret), secret[:10]
-
-
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()

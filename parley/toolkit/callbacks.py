@@ -19,6 +19,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
+from parley import env
 from parley.executors import Executor
 
 MAX_TEXT = 1_500
@@ -251,12 +252,7 @@ class ParleyCallbackHandler(BaseCallbackHandler):
         post_tool_calls: bool = False,
     ) -> None:
         if executor is None:
-            import os
-
-            url, key = url or os.environ.get("PARLEY_URL"), key or os.environ.get("PARLEY_KEY")
-            if not url or not key:
-                raise ValueError("pass url and key (or an executor), or set PARLEY_URL and PARLEY_KEY")
-            executor = Executor(url, key, agent_name or os.environ.get("PARLEY_NAME"))
+            executor = Executor(env.relay_url(url), env.require_key(key), env.agent_name(agent_name))
         self.poster = StatusPoster(executor, channel, min_interval=min_interval, max_queue=max_queue)
         self._reporter = _Reporter(self.poster, post_tool_calls)
 

@@ -7,7 +7,6 @@ Errors the model can recover from raise ``ToolException`` and come back as an er
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import httpx
@@ -15,19 +14,13 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, create_model, model_validator
 
+from parley import env
 from parley.executors import Executor, ToolResult
 from parley.executors.async_http import AsyncExecutor
 from parley.tool_definitions import TOOLS, Param, Tool, find
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "boolean": bool}
 _LISTS: dict[str, Any] = {"string": list[str], "integer": list[int]}
-
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ValueError(f"pass it explicitly or set {name}")
-    return value
 
 
 def _field_type(param: Param) -> Any:
@@ -59,9 +52,9 @@ class ParleyTool(BaseTool):
     """One parley tool as a LangChain ``BaseTool``. ``tool`` names it (``"send_message"``)."""
 
     tool: str
-    url: str = Field(default_factory=lambda: _env("PARLEY_URL"))
-    key: SecretStr = Field(default_factory=lambda: SecretStr(_env("PARLEY_KEY")))
-    agent_name: str | None = Field(default_factory=lambda: os.environ.get("PARLEY_NAME"))
+    url: str = Field(default_factory=env.relay_url)
+    key: SecretStr = Field(default_factory=lambda: SecretStr(env.require_key()))
+    agent_name: str | None = Field(default_factory=env.agent_name)
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool = True
     handle_validation_error: bool = True
@@ -134,9 +127,9 @@ class ParleyToolkit(BaseToolkit):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    url: str = Field(default_factory=lambda: _env("PARLEY_URL"))
-    key: SecretStr = Field(default_factory=lambda: SecretStr(_env("PARLEY_KEY")))
-    agent_name: str | None = Field(default_factory=lambda: os.environ.get("PARLEY_NAME"))
+    url: str = Field(default_factory=env.relay_url)
+    key: SecretStr = Field(default_factory=lambda: SecretStr(env.require_key()))
+    agent_name: str | None = Field(default_factory=env.agent_name)
     include: list[str] | None = None
     #: A long-lived httpx client for async calls (keeps connections alive); None: one per call.
     http_client: httpx.AsyncClient | None = None

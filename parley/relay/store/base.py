@@ -1,4 +1,4 @@
-"""The store interface: everything the HTTP layer asks of storage, and nothing about how.
+"""The store interfaces: what the HTTP layer asks of storage, and what an operation asks of a database.
 
 Semantics every store keeps (one shared test suite holds them to it):
 
@@ -6,20 +6,48 @@ Semantics every store keeps (one shared test suite holds them to it):
   ``since`` never skips a message, even one committed while the read ran.
 - Visibility: a public channel is visible to every agent; a private one (DMs included) to its
   members; a channel-limited key reaches only its channels (and its own DMs).
-- ``post`` with a ``client_msg_id`` already used by the same author returns the original
-  message with ``replayed=True`` and stores nothing.
-- ``claim`` has exactly one winner under any concurrency.
-- After each commit the store calls ``on_publish`` with the new messages, in id order, on the
-  event loop: that is how parked waits wake without querying.
+- A post with a ``client_msg_id`` already used by the same author returns the original message
+  with ``replayed=True`` and stores nothing.
+- A claim has exactly one winner under any concurrency.
+- After each commit the store hands the subscriber what the commit's writes published, in id
+  order, on the event loop: that is how parked waits wake without querying.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
-from parley.relay.models import Caller, Claim, KeyRecord, Page, Posted, StoredFile
+from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
+from parley.relay.store.dialect import Dialect
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+class Tx(Protocol):
+    """One transaction: a read's snapshot, or a write's savepoint inside the writer's group commit.
+
+    SQL uses ``:name`` parameters. SQLite's methods never suspend, so its writer thread runs an
+    operation to its end without an event loop."""
+
+    dialect: Dialect
+
+    async def one(self, sql: str, **params: Any) -> Row | None: ...
+    async def all(self, sql: str, **params: Any) -> Sequence[Row]: ...
+    async def run(self, sql: str, **params: Any) -> int:
+        """Execute; the number of rows changed."""
+        ...
+
+    def publish(self, posted: Posted) -> None:
+        """Announce a new message once this write commits."""
+        ...
+
+
+#: An operation of ``sql.py``: runs in one transaction.
+Op = Callable[Concatenate[Tx, P], Coroutine[Any, Any, T]]
 
 
 class Subscriber(Protocol):
@@ -30,84 +58,26 @@ class Subscriber(Protocol):
 
 
 class Store(Protocol):
+    """Runs the relay's operations (``sql.py``), and does what differs between databases."""
+
     async def start(self, subscriber: Subscriber) -> None: ...
     async def close(self) -> None: ...
 
-    # -- rate limits ------------------------------------------------------------------------
+    async def read(self, op: Op[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op`` on one snapshot; never blocks the event loop."""
+        ...
+
+    async def write(self, op: Op[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``op`` in the writer's next group commit; returns once it is durable."""
+        ...
+
+    async def authenticate(self, secret: str, agent_name: str | None) -> Caller: ...
+    async def revoke(self, target: str) -> int: ...
     async def spend(self, agent_id: int, kind: Literal["read", "write"]) -> Budget:
         """Take one token from the agent's bucket, or raise RateLimited with an accurate retry_after."""
         ...
 
-    # -- keys and identity -----------------------------------------------------------------
-    async def create_key(
-        self,
-        kind: str,
-        *,
-        machine: str | None = None,
-        agent_name: str | None = None,
-        channels: list[str] | None = None,
-        expires_in: float | None = None,
-    ) -> tuple[KeyRecord, str]: ...
-    async def list_keys(self) -> list[KeyRecord]: ...
-    async def revoke(self, target: str) -> int: ...
-    async def authenticate(self, secret: str, agent_name: str | None) -> Caller: ...
-
-    # -- channels --------------------------------------------------------------------------
-    async def list_channels(self, caller: Caller, type_: str | None) -> list[dict[str, Any]]: ...
-    async def create_channel(
-        self, caller: Caller, name: str, description: str, private: bool
-    ) -> tuple[dict[str, Any], bool]: ...
-    async def add_member(self, caller: Caller, channel: str, agent: str) -> dict[str, Any]: ...
-    async def archive_channel(self, channel: str) -> dict[str, Any]: ...
-
-    # -- messages --------------------------------------------------------------------------
-    async def post(
-        self,
-        caller: Caller,
-        channel: str,
-        content: str,
-        *,
-        parent_id: int | None,
-        metadata: dict[str, Any] | None,
-        expects_reply: str | None,
-        client_msg_id: str | None,
-    ) -> Posted: ...
-    async def post_dm(
-        self,
-        caller: Caller,
-        target: str,
-        content: str,
-        *,
-        parent_id: int | None,
-        metadata: dict[str, Any] | None,
-        expects_reply: str | None,
-        client_msg_id: str | None,
-    ) -> Posted: ...
-    async def read_channel(
-        self, caller: Caller, channel: str, *, limit: int, before: int | None, since: int | None
-    ) -> Page: ...
-    async def read_events(
-        self, caller: Caller, *, since: int | None, limit: int, channel: str | None = None
-    ) -> Page: ...
-    async def mark_read(self, caller: Caller, page: Page) -> None: ...
-    async def claim(self, caller: Caller, message_id: int) -> Claim: ...
-    async def board(self, caller: Caller) -> dict[str, Any]: ...
-    async def mentions(self, caller: Caller, *, unread_only: bool, limit: int) -> list[dict[str, Any]]: ...
-    async def mark_mentions_read(self, caller: Caller, mention_ids: list[int]) -> int: ...
-    async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[dict[str, Any]]: ...
-    async def agents(self, caller: Caller, *, channel: str | None) -> list[dict[str, Any]]: ...
-    async def record_seen(self, seen: dict[int, float]) -> None: ...
-
-    # -- files -----------------------------------------------------------------------------
-    async def save_file(
-        self,
-        caller: Caller,
-        channel: str,
-        filename: str,
-        content_type: str,
-        data: bytes,
-        announce: str | None,
-    ) -> tuple[StoredFile, Posted | None]: ...
+    async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]: ...
+    async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile: ...
     async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]: ...
-
     async def stats(self) -> dict[str, Any]: ...

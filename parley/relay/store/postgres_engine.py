@@ -14,23 +14,27 @@ missed. Reads use a pool of read-only REPEATABLE READ connections (one snapshot 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from parley.relay.errors import RelayError, Unavailable, Unprocessable
 from parley.relay.models import Posted
-from parley.relay.store.base import Subscriber
+from parley.relay.store.base import Row, Subscriber, Tx
+from parley.relay.store.dialect import POSTGRES
 
 log = logging.getLogger("parley.relay.postgres")
 
-T = TypeVar("T")
 Conn = psycopg.AsyncConnection[dict[str, Any]]
-WriteFn = Callable[..., Awaitable[Any]]
+Op = Callable[..., Coroutine[Any, Any, Any]]
 
 WRITE_LOCK = 0x7061726C6579  # "parley"
 MIGRATION_LOCK = WRITE_LOCK + 1
@@ -51,10 +55,56 @@ def translate(exc: Exception) -> Exception:
     return exc
 
 
-def message_ids(results: list[Any]) -> list[int]:
-    posted = [r for r in results if isinstance(r, Posted) and not r.replayed]
-    posted += [p for r in results if isinstance(r, tuple) for p in r if isinstance(p, Posted)]
-    return sorted(p.message.id for p in posted)
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=1024)
+def pyformat(sql: str) -> bytes:
+    """``:name`` parameters (both databases' SQL in ``sql.py``) as psycopg's ``%(name)s``."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")).encode()
+
+
+class PostgresTx:
+    """``base.Tx`` on a psycopg connection inside a transaction (or a savepoint)."""
+
+    dialect = POSTGRES
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.published: list[Posted] = []
+
+    async def one(self, sql: str, **params: Any) -> Row | None:
+        cursor = await self.conn.execute(pyformat(sql), params)
+        return await cursor.fetchone()
+
+    async def all(self, sql: str, **params: Any) -> Sequence[Row]:
+        cursor = await self.conn.execute(pyformat(sql), params)
+        return await cursor.fetchall()
+
+    async def run(self, sql: str, **params: Any) -> int:
+        cursor = await self.conn.execute(pyformat(sql), params)
+        return cursor.rowcount
+
+    def publish(self, posted: Posted) -> None:
+        self.published.append(posted)
+
+
+async def _configure(conn: Conn) -> None:
+    conn.adapters.register_dumper(dict, JsonbDumper)  # JSON objects (message metadata) go in as jsonb
+
+
+async def _read_only(conn: Conn) -> None:
+    await _configure(conn)
+    await conn.set_read_only(True)
+    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Write:
+    op: Op
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    future: asyncio.Future[Any]
 
 
 class PostgresEngine:
@@ -73,15 +123,20 @@ class PostgresEngine:
     async def start(
         self,
         subscriber: Subscriber,
-        fetch: Callable[[Conn, list[int]], Awaitable[list[Posted]]],
-        high_water: Callable[[Conn], Awaitable[int]],
+        fetch: Callable[[Tx, list[int]], Coroutine[Any, Any, list[Posted]]],
+        high_water: Callable[[Tx], Coroutine[Any, Any, int]],
     ) -> None:
         await self._migrate()
         self._reads = AsyncConnectionPool(
             self.url, min_size=2, max_size=10, kwargs={"row_factory": dict_row}, configure=_read_only, open=False
         )
         self._rw = AsyncConnectionPool(
-            self.url, min_size=1, max_size=10, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
+            self.url,
+            min_size=1,
+            max_size=10,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            configure=_configure,
+            open=False,
         )
         await self._reads.open(wait=True, timeout=30)
         await self._rw.open(wait=True, timeout=30)
@@ -129,13 +184,13 @@ class PostgresEngine:
 
     # -- reads and small independent writes ---------------------------------------------------
 
-    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def read(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed or self._reads is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
         for attempt in (1, 2):  # after a database restart the pool may hand out one dead connection
             try:
                 async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
-                    return await fn(conn, *args)
+                    return await op(PostgresTx(conn), *args, **kwargs)
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise unavailable(exc) from exc
@@ -145,14 +200,14 @@ class PostgresEngine:
                 raise translate(exc) from exc
         raise AssertionError("unreachable")
 
-    async def direct(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Autocommit work outside the writer (a rate-limit take: one row, its own lock)."""
+    async def direct(self, op: Op, /, *args: Any) -> Any:
+        """A small transaction of its own outside the writer (a rate-limit take: one row, its own lock)."""
         if self._closed or self._rw is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
         for attempt in (1, 2):
             try:
-                async with self._rw.connection(timeout=POOL_TIMEOUT) as conn:
-                    return await fn(conn, *args)
+                async with self._rw.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
+                    return await op(PostgresTx(conn), *args)
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise unavailable(exc) from exc
@@ -162,11 +217,11 @@ class PostgresEngine:
 
     # -- the writer ---------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def write(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((fn, args, future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Write(op, args, kwargs, future))
         return await future
 
     async def _write_loop(self) -> None:
@@ -186,9 +241,10 @@ class PostgresEngine:
     async def _writer_connection(self) -> Conn:
         if self._writer is None or self._writer.closed:
             self._writer = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row)
+            await _configure(self._writer)
         return self._writer
 
-    async def _run_batch(self, batch: list[tuple[WriteFn, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _run_batch(self, batch: list[_Write]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         for attempt in (1, 2):
             started = False
@@ -198,15 +254,17 @@ class PostgresEngine:
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                     started = True
-                    for fn, args, _ in batch:
+                    ids: list[int] = []
+                    for item in batch:
+                        tx = PostgresTx(conn)
                         try:
                             async with conn.transaction():  # a savepoint: one failure spoils nothing else
-                                outcomes.append((True, await fn(conn, *args)))
+                                outcomes.append((True, await item.op(tx, *item.args, **item.kwargs)))
+                            ids += [posted.message.id for posted in tx.published]
                         except _DOWN:
                             raise
                         except Exception as exc:
                             outcomes.append((False, translate(exc)))
-                    ids = message_ids([value for ok, value in outcomes if ok])
                     if ids:
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
                 break
@@ -221,23 +279,23 @@ class PostgresEngine:
                     outcomes = [(False, unavailable(exc))] * len(batch)
                     break
         self.batches += 1
-        for (fn, _, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
+        for item, (ok, value) in zip(batch, outcomes, strict=True):
+            if item.future.done():
                 continue
             if ok:
-                future.set_result(value)
+                item.future.set_result(value)
             else:
                 if not isinstance(value, RelayError):
-                    log.error("write %s failed", getattr(fn, "__name__", fn), exc_info=value)
-                future.set_exception(value)
+                    log.error("write %s failed", getattr(item.op, "__name__", item.op), exc_info=value)
+                item.future.set_exception(value)
 
     # -- wake-ups -----------------------------------------------------------------------------
 
     async def _listen_loop(
         self,
         subscriber: Subscriber,
-        fetch: Callable[[Conn, list[int]], Awaitable[list[Posted]]],
-        high_water: Callable[[Conn], Awaitable[int]],
+        fetch: Callable[[Tx, list[int]], Coroutine[Any, Any, list[Posted]]],
+        high_water: Callable[[Tx], Coroutine[Any, Any, int]],
     ) -> None:
         delay = 0.1
         while not self._closed:
@@ -258,8 +316,3 @@ class PostgresEngine:
                 subscriber.resync(0)  # wake parked waits; they read again
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-
-async def _read_only(conn: Conn) -> None:
-    await conn.set_read_only(True)
-    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)

@@ -1,10 +1,13 @@
 """SQLite plumbing: one writer thread that commits in groups, and a pool of reader threads.
 
-Writes are functions ``fn(conn, *args)`` queued to the writer. It takes every queued write at
-once, runs each in its own SAVEPOINT inside one ``BEGIN IMMEDIATE`` transaction and commits once:
-many concurrent sends cost one fsync. ``on_commit`` sees each batch's results, in commit order,
-on the event loop, before any caller resumes. Reads run on their own WAL connections in threads,
-each read in one transaction so it sees one snapshot. Nothing here blocks the event loop.
+Writes are operations ``op(tx, ...)`` (``sql.py``) queued to the writer. It takes every queued write
+at once, runs each in its own SAVEPOINT inside one ``BEGIN IMMEDIATE`` transaction and commits once:
+many concurrent sends cost one fsync. ``on_commit`` gets what the batch's writes published, in commit
+order, on the event loop, before any caller resumes. Reads run on their own WAL connections in
+threads, each read in one transaction so it sees one snapshot. Nothing here blocks the event loop.
+
+Operations are coroutines, but ``SQLiteTx`` never suspends, so a thread runs one to its end with a
+single ``send``: the same code serves the asynchronous PostgreSQL engine.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from parley.relay.errors import RelayError, Unavailable
+from parley.relay.models import Posted
+from parley.relay.store.base import Row
+from parley.relay.store.dialect import SQLITE
 
 log = logging.getLogger("parley.relay.sqlite")
 
 T = TypeVar("T")
 Migration = tuple[int, str]
+Op = Callable[..., Coroutine[Any, Any, Any]]
 
 MAX_BATCH = 512
 READ_THREADS = 3
@@ -73,11 +80,44 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-class _Write:
-    __slots__ = ("args", "fn", "future")
+class SQLiteTx:
+    """``base.Tx`` on a sqlite3 connection: its methods return without ever suspending."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
-        self.fn, self.args, self.future = fn, args, future
+    dialect = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.published: list[Posted] = []
+
+    async def one(self, sql: str, **params: Any) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    async def all(self, sql: str, **params: Any) -> Sequence[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    async def run(self, sql: str, **params: Any) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def publish(self, posted: Posted) -> None:
+        self.published.append(posted)
+
+
+def run_now(operation: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, here and now."""
+    try:
+        operation.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    operation.close()
+    raise RuntimeError("a SQLite operation suspended; only SQLiteTx may be awaited in it")
+
+
+class _Write:
+    __slots__ = ("args", "future", "kwargs", "op")
+
+    def __init__(self, op: Op, args: tuple[Any, ...], kwargs: dict[str, Any], future: asyncio.Future[Any]) -> None:
+        self.op, self.args, self.kwargs, self.future = op, args, kwargs, future
 
 
 _STOP = object()
@@ -90,7 +130,7 @@ class SQLiteEngine:
         *,
         synchronous: str = "FULL",
         migrations: Sequence[Migration] = (),
-        on_commit: Callable[[list[Any]], None] | None = None,
+        on_commit: Callable[[list[Posted]], None] | None = None,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
@@ -135,11 +175,11 @@ class SQLiteEngine:
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed or self._loop is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Write(fn, args, future))
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put(_Write(op, args, kwargs, future))
         return await future
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -167,13 +207,16 @@ class SQLiteEngine:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        published: list[Posted] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
                 conn.execute("SAVEPOINT op")
+                tx = SQLiteTx(conn)
                 try:
-                    outcomes.append((True, item.fn(conn, *item.args)))
+                    outcomes.append((True, run_now(item.op(tx, *item.args, **item.kwargs))))
                     conn.execute("RELEASE op")
+                    published += tx.published
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -183,20 +226,17 @@ class SQLiteEngine:
             log.exception("write batch failed")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            failure = Unavailable(f"the database refused the write ({exc}); retry shortly", retry_after=1)
-            outcomes = [(False, failure)] * len(batch)
+            outcomes, published = [(False, unavailable(exc))] * len(batch), []
         self.batches += 1
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._finish, batch, outcomes)
+        self._loop.call_soon_threadsafe(self._finish, batch, outcomes, published)
 
-    def _finish(self, batch: list[_Write], outcomes: list[tuple[bool, Any]]) -> None:
-        if self.on_commit is not None:
-            committed = [value for ok, value in outcomes if ok]
-            if committed:
-                try:
-                    self.on_commit(committed)
-                except Exception:
-                    log.exception("on_commit hook failed")
+    def _finish(self, batch: list[_Write], outcomes: list[tuple[bool, Any]], published: list[Posted]) -> None:
+        if self.on_commit is not None and published:
+            try:
+                self.on_commit(published)
+            except Exception:
+                log.exception("on_commit hook failed")
         for item, (ok, value) in zip(batch, outcomes, strict=True):
             if item.future.done():
                 continue
@@ -205,17 +245,17 @@ class SQLiteEngine:
             elif isinstance(value, RelayError):
                 item.future.set_exception(value)
             else:
-                log.error("write %s failed", getattr(item.fn, "__name__", item.fn), exc_info=value)
+                log.error("write %s failed", getattr(item.op, "__name__", item.op), exc_info=value)
                 item.future.set_exception(value)
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed or self._loop is None or self._pool is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        return await self._loop.run_in_executor(self._pool, self._run_read, fn, args)
+        return await self._loop.run_in_executor(self._pool, self._run_read, op, args, kwargs)
 
-    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _run_read(self, op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, self.synchronous)
@@ -223,8 +263,25 @@ class SQLiteEngine:
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
-        conn.execute("BEGIN")
         try:
-            return fn(conn, *args)
-        finally:
-            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            try:
+                return run_now(op(SQLiteTx(conn), *args, **kwargs))
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if _passing(exc):
+                raise unavailable(exc) from exc
+            raise
+
+
+def _passing(exc: sqlite3.OperationalError) -> bool:
+    """Locked, busy, out of memory or disk, an I/O error: worth trying again later (not a bug in the SQL)."""
+    name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+
+    if name:
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM"))
+    return any(word in str(exc) for word in ("locked", "busy", "disk", "memory"))
+
+
+def unavailable(exc: sqlite3.Error) -> Unavailable:
+    return Unavailable(f"the database could not answer ({exc}); retry shortly", retry_after=1)

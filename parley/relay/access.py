@@ -1,18 +1,29 @@
-"""The rules every store applies the same way, written once: who a key may act as, which channels a key
-reaches, who may claim a question, which read marks a page sets, what a key request must hold."""
+"""Who may do what: keys and the names they act as, the channels a key reaches, who may claim a question."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import secrets
 
 from parley.limits import NAME_RULE, is_valid_name
-from parley.relay import rules
 from parley.relay.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from parley.relay.models import Agent, Caller, KeyRecord, Message, Page, iso
+from parley.relay.models import Agent, Caller, KeyRecord, iso
+
+KEY_PREFIXES = {"machine": "pm_", "agent": "pa_"}
+
+
+def new_key(kind: str) -> tuple[str, str, str]:
+    """A fresh secret, its SHA-256 (all that is stored) and a short prefix to recognise it by."""
+    secret = KEY_PREFIXES[kind] + secrets.token_urlsafe(32)
+    return secret, hash_key(secret), secret[:10]
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def check_key_request(kind: str, machine: str | None, agent_name: str | None, channels: list[str] | None) -> None:
-    if kind not in rules.KEY_PREFIXES:
+    if kind not in KEY_PREFIXES:
         raise Unprocessable("kind must be 'machine' or 'agent'", code="invalid_key_kind")
     name = machine if kind == "machine" else agent_name
     if name is None or not is_valid_name(name):
@@ -66,18 +77,6 @@ def check_scope(caller: Caller, name: str) -> None:
         )
 
 
-def channel_public(row: Any) -> dict[str, Any]:
-    """A channel row (either store's kind) as the API shows it."""
-    return {
-        "name": row["name"],
-        "type": row["type"],
-        "description": row["description"],
-        "private": bool(row["private"]),
-        "archived": bool(row["archived"]),
-        "created_at": iso(row["created_at"]),
-    }
-
-
 def check_claim(caller: Caller, message_id: int, author_id: int, expects_reply: str) -> None:
     if author_id == caller.agent_id:
         raise Forbidden("you cannot claim your own question", code="own_message")
@@ -104,61 +103,4 @@ def already_claimed(message_id: int, holder: str, expires_at: float) -> Conflict
         code="already_claimed",
         holder=holder,
         expires_at=iso(expires_at),
-    )
-
-
-def read_marks(page: Page) -> tuple[dict[int, int], bool]:
-    """Per channel, the newest id the page returned; a channel read also joins its channel (events do not)."""
-    upto: dict[int, int] = {}
-    for message in page.messages:
-        upto[message.channel_id] = max(upto.get(message.channel_id, 0), message.id)
-    joining = page.agent_id is None
-    if joining:
-        for channel_id in page.channels:
-            upto.setdefault(channel_id, 0)
-    return upto, joining
-
-
-def mention(mention_id: int, message: Message, read: bool) -> dict[str, Any]:
-    """A mention as the API shows it (the AgentChat field names)."""
-    return {
-        "mention_id": mention_id,
-        "message_id": message.id,
-        "channel": message.channel,
-        "from": message.author,
-        "content": message.content,
-        "parent_message_id": message.parent_id,
-        "expects_reply": message.expects_reply,
-        "timestamp": iso(message.created_at),
-        "read": read,
-    }
-
-
-def message_from_row(row: Any, metadata: dict[str, Any] | None) -> Message:
-    """A message row (either store's kind, metadata already decoded) as a Message."""
-    return Message(
-        id=row["id"],
-        channel_id=row["channel_id"],
-        channel=row["channel"],
-        author=row["author"],
-        content=row["content"],
-        metadata=metadata,
-        parent_id=row["parent_id"],
-        expects_reply=row["expects_reply"],
-        created_at=row["created_at"],
-        mentions=tuple(row["mentions"].split(",")) if row["mentions"] else (),
-    )
-
-
-def key_from_row(row: Any, channels: tuple[str, ...] | None) -> KeyRecord:
-    return KeyRecord(
-        id=row["id"],
-        kind=row["kind"],
-        prefix=row["prefix"],
-        machine=row["machine"],
-        agent_name=row["agent_name"],
-        channels=channels,
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
     )

@@ -1,0 +1,72 @@
+"""What both stores do the same way around the operations: run them, authenticate, revoke."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from parley.relay import access
+from parley.relay.errors import Unauthorized
+from parley.relay.models import Agent, Caller, KeyRecord
+from parley.relay.settings import Settings
+from parley.relay.store import sql
+from parley.relay.store.base import Op, P, T
+
+
+class Engine(Protocol):
+    """A database's plumbing: snapshots for reads, one writer with group commits."""
+
+    batches: int
+
+    async def read(self, op: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, **kwargs: Any) -> Any: ...
+    async def write(self, op: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, **kwargs: Any) -> Any: ...
+    async def close(self) -> None: ...
+
+
+class SQLStore:
+    """The ``Store`` methods both stores share; a subclass supplies its engine and the parts that differ."""
+
+    #: One process owns the database, so keys and agents may be remembered between requests.
+    #: (With several replicas, a revoke on one must hold on every other at once: no memory.)
+    remembers_identities = False
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._keys: dict[str, KeyRecord] = {}
+        self._agents: dict[str, Agent] = {}
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def read(self, op: Op[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await self.engine.read(op, *args, **kwargs)
+        return result
+
+    async def write(self, op: Op[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await self.engine.write(op, *args, **kwargs)
+        return result
+
+    async def authenticate(self, secret: str, agent_name: str | None) -> Caller:
+        digest = access.hash_key(secret)
+        key = self._keys.get(digest)
+        agent = self._agents.get(agent_name or key.agent_name or "") if key is not None else None
+        if key is None or agent is None:
+            found = await self.read(sql.identify, digest, agent_name)
+            if found is None:
+                raise Unauthorized("this API key is not known to the relay", code="invalid_key")
+            key, agent = found
+        name = access.acting_name(key, agent_name, time.time())
+        if key.kind == "machine" and (agent is None or agent.key_id != key.id):
+            agent = await self.write(sql.register, key, name)
+        caller = access.caller(key, agent, name)
+        if self.remembers_identities and agent is not None:
+            self._keys[digest], self._agents[name] = key, agent
+        return caller
+
+    async def revoke(self, target: str) -> int:
+        revoked = await self.write(sql.revoke, target)
+        for digest in revoked:
+            self._keys.pop(digest, None)
+        return len(revoked)
