@@ -100,6 +100,8 @@ async def _admin_in_process(settings: Settings, method: str, path: str, body: di
     """No relay is running: serve this one request from the data directory, in process."""
     from parley.relay.app import create_app
 
+    if settings.database_url is None:
+        _check_unlocked(settings)  # a relay we could not reach holds it: changing its data behind it is wrong
     app = create_app(settings)
     token = app.state.relay.admin_token
     async with app.router.lifespan_context(app):
@@ -158,7 +160,18 @@ def cmd_up(args: argparse.Namespace, *, quiet: bool = False) -> None:
             f'             curl -s {url}/api/v1/board -H "Authorization: Bearer <key from parley invite>"\n',
             flush=True,
         )
+    if settings.database_url is None:
+        _check_unlocked(settings)
     build_server(settings, args.host, args.port, quiet=quiet).run()
+
+
+def _check_unlocked(settings: Settings) -> None:
+    from parley.relay.store.lock import DataDirectoryInUse, DataDirectoryLock
+
+    try:
+        DataDirectoryLock(settings.data_dir).check()
+    except DataDirectoryInUse as exc:
+        raise CLIError(str(exc)) from exc
 
 
 def cmd_key_create(args: argparse.Namespace) -> None:

@@ -26,6 +26,9 @@ MAX_CLIENT_MSG_ID_CHARS = 128
 MAX_FILENAME_CHARS = 255
 MAX_MENTION_IDS = 100
 
+#: A key expires at most this long after it is minted (ten years); longer is "never".
+MAX_KEY_LIFETIME_SECONDS = 10 * 365 * 86_400
+
 #: Ids and cursors are SQLite/PostgreSQL BIGINTs.
 MAX_ID = 2**63 - 1
 

@@ -7,10 +7,10 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
-from conftest import Agent, Relay, data, eventually, unique
+from conftest import Agent, Relay, assert_error, data, eventually, unique
 
 from parley.relay.hub import Hub
-from parley.relay.models import Message, Page, Posted
+from parley.relay.models import Caller, Message, Page, Posted
 
 
 def _park(
@@ -89,6 +89,10 @@ def test_many_waiters_each_get_the_message_once(relay: Relay) -> None:
     assert all([m["id"] for m in p["messages"]] == [sent["id"]] for p in pages)
 
 
+def _caller(agent_id: int) -> Caller:
+    return Caller(agent_id=agent_id, name=f"agent-{agent_id}", key_id=agent_id)
+
+
 def _posted(message_id: int, channel_id: int, notify: tuple[int, ...] = ()) -> Posted:
     message = Message(message_id, channel_id, f"c{channel_id}", "a", "x", None, None, "none", 0.0)
     return Posted(message, replayed=False, notify_agents=notify)
@@ -99,10 +103,10 @@ def test_hub_catches_messages_published_between_the_read_and_the_park() -> None:
         hub = Hub(recent=4)
         page = Page(messages=[], cursor=10, channels=frozenset({1}))
         hub.publish([_posted(11, 2), _posted(12, 1)])  # after the read, before the park
-        assert [m.id for m in await hub.wait(page, agent_id=1, timeout=5) or []] == [12]
+        assert [m.id for m in await hub.wait(page, caller=_caller(1), timeout=5) or []] == [12]
         hub.publish([_posted(13 + i, 3) for i in range(4)])  # the buffer drops 11 and 12
-        assert await hub.wait(page, agent_id=1, timeout=5) is None  # cannot vouch: read again
-        assert await hub.wait(Page([], 16, frozenset({1})), agent_id=1, timeout=0.01) == []
+        assert await hub.wait(page, caller=_caller(1), timeout=5) is None  # cannot vouch: read again
+        assert await hub.wait(Page([], 16, frozenset({1})), caller=_caller(1), timeout=0.01) == []
 
     asyncio.run(scenario())
 
@@ -112,8 +116,8 @@ def test_hub_wakes_only_subscribers_and_delivers_each_message_once() -> None:
         hub = Hub()
         feed = Page(messages=[], cursor=0, channels=frozenset({1}), agent_id=7)
         other = Page(messages=[], cursor=0, channels=frozenset({2}))
-        waiting = asyncio.ensure_future(hub.wait(feed, agent_id=7, timeout=5))
-        bystander = asyncio.ensure_future(hub.wait(other, agent_id=8, timeout=5))
+        waiting = asyncio.ensure_future(hub.wait(feed, caller=_caller(7), timeout=5))
+        bystander = asyncio.ensure_future(hub.wait(other, caller=_caller(8), timeout=5))
         while hub.parked < 2:  # let both park
             await asyncio.sleep(0)
         hub.publish([_posted(1, 1, notify=(7,)), _posted(2, 5, notify=(7,)), _posted(3, 9)])
@@ -145,12 +149,41 @@ def test_hub_resync_makes_waits_read_again() -> None:
     async def scenario() -> None:
         hub = Hub()
         page = Page(messages=[], cursor=5, channels=frozenset({1}))
-        waiting = asyncio.ensure_future(hub.wait(page, agent_id=1, timeout=5))
+        waiting = asyncio.ensure_future(hub.wait(page, caller=_caller(1), timeout=5))
         while hub.parked < 1:
             await asyncio.sleep(0)
         hub.resync(high_water=9)  # notifications up to 9 may have been missed
         assert await waiting is None  # parked waits read again
-        assert await hub.wait(page, agent_id=1, timeout=5) is None  # and so does a wait from an older cursor
-        assert await hub.wait(Page([], 9, frozenset({1})), agent_id=1, timeout=0.01) == []
+        assert await hub.wait(page, caller=_caller(1), timeout=5) is None  # and so does a wait from an older cursor
+        assert await hub.wait(Page([], 9, frozenset({1})), caller=_caller(1), timeout=0.01) == []
 
     asyncio.run(scenario())
+
+
+def test_a_channel_limited_key_is_not_woken_or_told_about_what_lies_outside_its_channels(relay: Relay) -> None:
+    allowed, elsewhere = unique("c"), unique("c")
+    friend, outsider = relay.agent(), relay.agent()
+    limited = relay.agent(channels=[allowed])
+    friend.post(allowed, "hello")
+    outsider.post(elsewhere, "setting up")
+    limited.read(allowed)  # joins it
+    cursor = limited.events()["cursor"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = _park(pool, relay, limited, "/api/v1/events", since=cursor, wait=20)
+        outsider.post(elsewhere, f"@{limited.name} the secret is 42")  # outside its scope: must not wake it
+        inside = friend.post(allowed, "a message it may read")
+        page = waiting.result(timeout=15)
+    assert [m["id"] for m in page["messages"]] == [inside["id"]]
+
+    board = limited.get("/api/v1/board")
+    assert board["unread_mentions"] == 0 and board["mentions"] == []
+    assert "secret" not in limited.http.get("/api/v1/events", params={"since": 0}).text
+    # Agents: itself and those it shares a channel with, nobody else, and nobody else to DM or ask.
+    names = {a["name"] for a in limited.get("/api/v1/agents")["agents"]}
+    assert {limited.name, friend.name} <= names and outsider.name not in names
+    assert_error(
+        limited.http.post("/api/v1/dm", json={"target_agent": outsider.name, "content": "hi"}), 404, "agent_not_found"
+    )
+    asked = {"channel": allowed, "content": "can you?", "expects_reply": outsider.name}
+    assert_error(limited.http.post("/api/v1/messages", json=asked), 404, "agent_not_found")
+    assert limited.dm(friend.name, "hi friend")["channel"].startswith("dm:")

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from starlette.responses import JSONResponse
 
+from parley import limits
 from parley.relay import rules
 from parley.relay.context import Admin
 from parley.relay.errors import Unprocessable
@@ -34,6 +35,12 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
         expires_in = rules.parse_duration(body.expires) if body.expires else None
     except ValueError as exc:
         raise Unprocessable(str(exc), code="invalid_expires") from exc
+    if expires_in is not None and expires_in > limits.MAX_KEY_LIFETIME_SECONDS:
+        raise Unprocessable(
+            f"expires is {body.expires}: at most {limits.MAX_KEY_LIFETIME_SECONDS // 86_400} days (e.g. 3650d),"
+            " or 'never'",
+            code="invalid_expires",
+        )
     record, secret = await relay.store.write(
         sql.create_key,
         body.kind,
@@ -71,7 +78,7 @@ async def stats(relay: Admin) -> JSONResponse:
 
 def load_or_create_admin_token(path: Path) -> str:
     """The relay's admin token: created once, readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import logging
-import mimetypes
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
@@ -21,8 +18,8 @@ from starlette.responses import JSONResponse
 from parley import limits
 from parley.relay import rules
 from parley.relay.context import Agent, Reader, Writer, writer
-from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
-from parley.relay.models import Draft, Page, Posted, Upload, iso
+from parley.relay.errors import BadRequest, Unprocessable
+from parley.relay.models import Draft, Page, Posted, iso
 from parley.relay.responses import invalid, ok
 from parley.relay.schemas import (
     AddMember,
@@ -33,9 +30,9 @@ from parley.relay.schemas import (
     PlainText,
     PostDM,
     PostMessage,
-    UploadFile,
 )
 from parley.relay.store import sql
+from parley.relay.uploads import read_upload
 
 log = logging.getLogger("parley.relay")
 router = APIRouter(prefix="/api/v1")
@@ -125,7 +122,7 @@ async def _long_poll(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        delivered = await agent.relay.hub.wait(page, agent.caller.agent_id, remaining)
+        delivered = await agent.relay.hub.wait(page, agent.caller, remaining)
         if delivered is None:  # the hub cannot vouch for the gap: read again
             page = await read(page.cursor)
             continue
@@ -337,39 +334,9 @@ async def upload_file(
     message: Annotated[str | None, Query(max_length=limits.MAX_CONTENT_CHARS)] = None,
     announce: bool = True,
 ) -> JSONResponse:
-    """Share a file (at most 10 MB): JSON {channel, filename, content, encoding}, or bytes with ?channel=&filename=."""
-    raw = await request.body()
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = UploadFile.model_validate_json(raw)
-        except ValidationError as exc:
-            raise invalid(exc.errors()) from exc
-        if body.encoding == "base64":
-            try:
-                data = base64.b64decode(body.content, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise Unprocessable("content is not valid base64", code="invalid_base64") from exc
-        else:
-            data = body.content.encode()
-        channel, filename, content_type = body.channel, body.filename, body.content_type
-        message, announce = body.message, body.announce
-    else:
-        if not channel or not filename:
-            raise BadRequest(
-                "send JSON {channel, filename, content, encoding}, or raw bytes with ?channel=...&filename=...",
-                code="missing_file_fields",
-            )
-        try:
-            UploadFile(channel=channel, filename=filename, content="")
-        except ValidationError as exc:
-            raise invalid(exc.errors()) from exc
-        data, content_type = raw, request.headers.get("content-type")
-    if len(data) > limits.MAX_FILE_BYTES:
-        raise PayloadTooLarge(
-            f"the file is {len(data)} bytes; the limit is {limits.MAX_FILE_BYTES}", code="file_too_large"
-        )
-    content_type = (content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream").split(";")[0]
-    upload = Upload(filename, content_type.strip().lower(), data, (message or "") if announce else None)
+    """Share a file (at most 10 MB): JSON {channel, filename, content, encoding}, a multipart form with a file
+    part, or raw bytes with ?channel=&filename=."""
+    channel, upload = await read_upload(request, channel, filename, message, announce)
     stored = await agent.relay.store.save_file(agent.caller, channel, upload)
     return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
 
@@ -378,12 +345,14 @@ async def upload_file(
 async def download_file(agent: Reader, file_id: Annotated[PlainText, Path(max_length=64)]) -> Response:
     """Download a file shared in a channel you can see."""
     stored, data = await agent.relay.store.open_file(agent.caller, file_id)
-    inline = stored.content_type in _INLINE_TYPES
-    media_type = "application/octet-stream" if stored.content_type in _DANGEROUS_TYPES else stored.content_type
-    ascii_name = stored.filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    name = rules.safe_filename(stored.filename)  # names stored before they were cleaned on upload
+    content_type = rules.content_type(stored.content_type, name)
+    inline = content_type in _INLINE_TYPES
+    media_type = "application/octet-stream" if content_type in _DANGEROUS_TYPES else content_type
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
     disposition = "inline" if inline else "attachment"
     headers = {
-        "Content-Disposition": f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename)}",
+        "Content-Disposition": f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
         **agent.budget.headers(),

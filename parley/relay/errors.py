@@ -11,7 +11,8 @@
     ├── PayloadTooLarge (413)
     ├── Unprocessable (422)
     ├── RateLimited (429, Retry-After)
-    └── Unavailable (503, Retry-After)
+    ├── Unavailable (503, Retry-After)
+    └── InsufficientStorage (507)
 
 Stores raise these; anything else escaping a store is a bug and becomes a logged 500.
 """
@@ -91,3 +92,13 @@ class RateLimited(_RetryLater):
 class Unavailable(_RetryLater):
     status = 503
     code = "unavailable"
+
+
+class InsufficientStorage(RelayError):
+    status = 507
+    code = "insufficient_storage"
+
+
+def unstorable(exc: Exception) -> Unprocessable:
+    """A value the database refuses to encode (a lone surrogate, a NUL byte) is the client's error."""
+    return Unprocessable(f"the request holds a value the database cannot store: {exc}", code="invalid_value")

@@ -16,7 +16,7 @@ import asyncio
 import collections
 from collections.abc import Iterable
 
-from parley.relay.models import Message, Page, Posted
+from parley.relay.models import Caller, Message, Page, Posted
 
 Key = tuple[str, int]
 
@@ -35,11 +35,17 @@ def page_keys(page: Page) -> frozenset[Key]:
 
 
 class _Waiter:
-    __slots__ = ("after", "future", "keys", "messages")
+    __slots__ = ("after", "caller", "future", "keys", "messages")
 
-    def __init__(self, keys: frozenset[Key], after: int, future: asyncio.Future[list[Message] | None]) -> None:
-        self.keys, self.after, self.future = keys, after, future
+    def __init__(
+        self, keys: frozenset[Key], after: int, caller: Caller, future: asyncio.Future[list[Message] | None]
+    ) -> None:
+        self.keys, self.after, self.caller, self.future = keys, after, caller, future
         self.messages: list[Message] = []
+
+    def wants(self, message: Message) -> bool:
+        """Newer than its cursor, and within its key's scope (a mention elsewhere wakes nobody)."""
+        return message.id > self.after and self.caller.may_use(message.channel)
 
 
 class Hub:
@@ -64,7 +70,7 @@ class Hub:
             self._recent.append((message, keys))
             for key in keys:
                 for waiter in self._subscribers.get(key, ()):
-                    if message.id <= waiter.after:
+                    if not waiter.wants(message):
                         continue
                     if not waiter.messages:
                         woken.append(waiter)
@@ -76,7 +82,7 @@ class Hub:
                 waiter.future.set_result(waiter.messages)
                 self.wakeups += 1
 
-    async def wait(self, page: Page, agent_id: int, timeout: float) -> list[Message] | None:
+    async def wait(self, page: Page, caller: Caller, timeout: float) -> list[Message] | None:
         """Messages newer than ``page.cursor`` on the page's keys; [] on timeout or shutdown;
         None when the caller must read again because the recent buffer cannot vouch for the gap."""
         if self._closed or timeout <= 0:
@@ -85,13 +91,14 @@ class Hub:
         if self._dropped_upto > after:
             return None
         keys = page_keys(page)
-        missed = [m for m, k in self._recent_after(after) if not keys.isdisjoint(k)]
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(keys, after, caller, loop.create_future())
+        missed = [m for m, k in self._recent_after(after) if not keys.isdisjoint(k) and waiter.wants(m)]
         if missed:
             return missed
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(keys, after, loop.create_future())
         for key in keys:
             self._subscribers[key].add(waiter)
+        agent_id = caller.agent_id
         self.parked += 1
         self.parked_by_agent[agent_id] += 1
         timer = loop.call_later(timeout, _expire, waiter.future)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import mimetypes
 import re
+import unicodedata
 
 from parley.limits import DM_PREFIX
 
@@ -15,6 +17,8 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECA
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SEARCH_TERM_RE = re.compile(r"\w+", re.UNICODE)
 _SEARCH_PART_RE = re.compile(r'-?"[^"]*"|\S+')
+_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_CONTENT_TYPE_RE = re.compile(rf"{_TOKEN}/{_TOKEN}")
 
 
 def channel_type(name: str) -> str:
@@ -112,3 +116,17 @@ def relevance(contents: list[str], terms: list[str], k1: float = 1.2, b: float =
             if tf:
                 scores[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(words) / average))
     return scores
+
+
+def safe_filename(name: str) -> str:
+    """A file name fit for a header: control and other invisible characters become ``_``."""
+    cleaned = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name).strip()
+    return cleaned or "file"
+
+
+def content_type(declared: str | None, filename: str) -> str:
+    """The declared ``type/subtype`` (parameters dropped) if well-formed, else a guess from the file name."""
+    candidate = (declared or "").split(";")[0].strip().lower()
+    if _CONTENT_TYPE_RE.fullmatch(candidate):
+        return candidate
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

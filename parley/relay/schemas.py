@@ -78,21 +78,29 @@ ClientMsgId = Annotated[str | None, Field(min_length=1, max_length=limits.MAX_CL
 MessageId = Annotated[int, Field(ge=1, le=limits.MAX_ID)]
 
 
-def _no_nul(value: Any) -> None:
+def _check_text(value: Any) -> None:
+    """No text anywhere in a body may hold NUL, or lone surrogates (which no database can store)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise _fail("nul_character", "text may not contain NUL (\\u0000) characters")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _fail(
+                    "invalid_unicode", "text holds a lone surrogate (e.g. \\ud800); send valid UTF-8 text"
+                ) from exc
     elif isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
+            _check_text(key)
+            _check_text(item)
     elif isinstance(value, list):
         for item in value:
-            _no_nul(item)
+            _check_text(item)
 
 
 def _plain_text(value: str) -> str:
-    _no_nul(value)
+    _check_text(value)
     return value
 
 
@@ -100,14 +108,14 @@ PlainText = Annotated[str, AfterValidator(_plain_text)]
 
 
 class Body(BaseModel):
-    """Unknown fields are refused (a typo is an error, not silence); no text may hold NUL characters."""
+    """Unknown fields are refused (a typo is an error, not silence); no text may hold NUL or lone surrogates."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        _no_nul(data)
+    def _refuse_bad_text(cls, data: Any) -> Any:
+        _check_text(data)
         return data
 
 

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from parley.relay.errors import RelayError, Unavailable, Unprocessable
+from parley.relay.errors import RelayError, Unavailable, unstorable
 from parley.relay.models import Posted
 from parley.relay.store.base import Row, Subscriber, Tx
 from parley.relay.store.dialect import POSTGRES
@@ -50,9 +50,7 @@ def unavailable(exc: BaseException) -> Unavailable:
 
 def translate(exc: Exception) -> Exception:
     """A value PostgreSQL refuses (e.g. a NUL byte in text) is the client's error, not a 500."""
-    if isinstance(exc, psycopg.DataError):
-        return Unprocessable(f"the request holds a value the database cannot store: {exc}", code="invalid_value")
-    return exc
+    return unstorable(exc) if isinstance(exc, (psycopg.DataError, UnicodeEncodeError)) else exc
 
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -196,7 +194,7 @@ class PostgresEngine:
                     raise unavailable(exc) from exc
             except _DOWN as exc:
                 raise unavailable(exc) from exc
-            except psycopg.DataError as exc:
+            except (psycopg.DataError, UnicodeEncodeError) as exc:
                 raise translate(exc) from exc
         raise AssertionError("unreachable")
 

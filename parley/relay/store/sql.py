@@ -144,8 +144,22 @@ async def _join(tx: Tx, agent_id: int, channel_id: int, now: float) -> bool:
     return joined == 1
 
 
-async def _agent_id(tx: Tx, name: str) -> int:
-    row = await tx.one("SELECT id FROM agents WHERE name = :name", name=name)
+def known_agents(tx: Tx, caller: Caller) -> str:
+    """SQL: the caller may know of agent ``a``. A channel-limited key knows itself and the members of the
+    channels it may see (its DM partners among them), so no agent outside its scope is revealed."""
+    if caller.scope is None:
+        return "TRUE"
+    shared = (
+        f"SELECT ms.agent_id FROM memberships ms JOIN channels c ON c.id = ms.channel_id WHERE {visible(tx, caller)}"
+    )
+    return f"(a.id = :me OR a.id IN ({shared}))"
+
+
+async def _agent_id(tx: Tx, caller: Caller, name: str) -> int:
+    """The id of an agent the caller may know of."""
+    row = await tx.one(
+        f"SELECT a.id FROM agents a WHERE a.name = :name AND {known_agents(tx, caller)}", **who(tx, caller), name=name
+    )
     if row is None:
         raise NotFound(f"no agent named '{name}'", code="agent_not_found")
     return int(row["id"])
@@ -220,7 +234,7 @@ async def add_member(tx: Tx, caller: Caller, channel_name: str, agent: str) -> b
         raise Forbidden("a direct-message conversation has exactly its two agents", code="dm_members_fixed")
     if found.private and not found.member:
         raise Forbidden(f"only members of '{channel_name}' can add members", code="not_a_member")
-    return await _join(tx, await _agent_id(tx, agent), found.id, time.time())
+    return await _join(tx, await _agent_id(tx, caller, agent), found.id, time.time())
 
 
 async def archive_channel(tx: Tx, name: str) -> Channel:
@@ -371,7 +385,7 @@ async def _expects_reply(tx: Tx, caller: Caller, value: str) -> str:
         raise Unprocessable(
             "expects_reply cannot name yourself; use 'anyone' or another agent", code="invalid_expects_reply"
         )
-    await _agent_id(tx, value)
+    await _agent_id(tx, caller, value)
     return value
 
 
@@ -484,7 +498,7 @@ async def post_dm(tx: Tx, caller: Caller, target: str, draft: Draft) -> Posted:
     if target == caller.name:
         raise Unprocessable("you cannot send a direct message to yourself", code="dm_to_self")
     name = rules.dm_channel_name(caller.name, target)
-    target_id = await _agent_id(tx, target)
+    target_id = await _agent_id(tx, caller, target)
     now = time.time()
     row = await tx.one("SELECT id FROM channels WHERE name = :name", name=name)
     if row is None:
@@ -764,7 +778,10 @@ async def board(tx: Tx, caller: Caller) -> Board:
         now=now,
     )
     unread_mentions = await _one(
-        tx, "SELECT count(*) AS n FROM mentions WHERE agent_id = :me AND NOT read", me=caller.agent_id
+        tx,
+        "SELECT count(*) AS n FROM mentions mn JOIN messages m ON m.id = mn.message_id"
+        f" JOIN channels c ON c.id = m.channel_id WHERE mn.agent_id = :me AND NOT mn.read AND {visible(tx, caller)}",
+        **params,
     )
     return Board(
         agent=caller.name,
@@ -782,7 +799,10 @@ async def board(tx: Tx, caller: Caller) -> Board:
 async def agents(tx: Tx, caller: Caller, *, channel_name: str | None) -> list[Seen]:
     """Every agent, or a channel's members, with when the database last saw each."""
     if channel_name is None:
-        rows = await tx.all("SELECT id, name, last_seen FROM agents ORDER BY name")
+        rows = await tx.all(
+            f"SELECT a.id, a.name, a.last_seen FROM agents a WHERE {known_agents(tx, caller)} ORDER BY a.name",
+            **who(tx, caller),
+        )
     else:
         rows = await tx.all(
             "SELECT a.id, a.name, a.last_seen FROM memberships ms JOIN agents a ON a.id = ms.agent_id"

@@ -7,18 +7,20 @@ in memory, file bytes on disk, FTS5 search, and keys remembered between requests
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
 from parley.relay import rules
-from parley.relay.errors import Unprocessable
+from parley.relay.errors import InsufficientStorage, Unprocessable
 from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget, RateLimiter
 from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import Subscriber, Tx
+from parley.relay.store.lock import DataDirectoryLock
 from parley.relay.store.shared import SQLStore
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
@@ -81,15 +83,21 @@ class SQLiteStore(SQLStore):
         )
         super().__init__(settings, engine)
         self._subscriber: Subscriber | None = None
+        self._lock = DataDirectoryLock(settings.data_dir)
         self._limits = {
             "write": RateLimiter(settings.write_rate, settings.write_burst, "write"),
             "read": RateLimiter(settings.read_rate, settings.read_burst, "read"),
         }
 
     async def start(self, subscriber: Subscriber) -> None:
+        self._lock.acquire()
         self._subscriber = subscriber
-        self.settings.files_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.engine.start()
+
+    async def close(self) -> None:
+        await super().close()
+        self._lock.release()
 
     def _on_commit(self, published: list[Posted]) -> None:
         if self._subscriber is not None:
@@ -111,13 +119,21 @@ class SQLiteStore(SQLStore):
         path = self._blob_path(digest)
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        try:
+            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(
+                    "the relay's disk is full; the file was not stored. Try again later", code="disk_full"
+                ) from exc
+            raise
 
     async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:
         await asyncio.to_thread(self._write_blob, upload.sha256, upload.data)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parley.relay.errors import RelayError, Unavailable
+from parley.relay.errors import RelayError, Unavailable, unstorable
 from parley.relay.models import Posted
 from parley.relay.store.base import Row
 from parley.relay.store.dialect import SQLITE
@@ -148,13 +149,14 @@ class SQLiteEngine:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = await asyncio.to_thread(self._open_writer)
         self._pool = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="parley-read")
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="parley-write", daemon=True)
         self._writer.start()
 
     def _open_writer(self) -> sqlite3.Connection:
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # its -wal and -shm files take the same mode
         conn = connect(self.path, self.synchronous)
         migrate(conn, self.migrations)
         return conn
@@ -220,7 +222,7 @@ class SQLiteEngine:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    outcomes.append((False, exc))
+                    outcomes.append((False, unstorable(exc) if isinstance(exc, UnicodeEncodeError) else exc))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.exception("write batch failed")
@@ -269,6 +271,8 @@ class SQLiteEngine:
                 return run_now(op(SQLiteTx(conn), *args, **kwargs))
             finally:
                 conn.execute("COMMIT")
+        except UnicodeEncodeError as exc:
+            raise unstorable(exc) from exc
         except sqlite3.OperationalError as exc:
             if _passing(exc):
                 raise unavailable(exc) from exc
