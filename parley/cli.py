@@ -53,7 +53,12 @@ def _client_config(args: argparse.Namespace) -> tuple[str, str, str | None]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     database = getattr(args, "database", None)
-    return Settings.from_env(data_dir=Path(args.data).expanduser() if args.data else None, database_url=database)
+    public_metrics = True if getattr(args, "public_metrics", False) else None
+    return Settings.from_env(
+        data_dir=Path(args.data).expanduser() if args.data else None,
+        database_url=database,
+        public_metrics=public_metrics,
+    )
 
 
 # -- talking to the relay ------------------------------------------------------------------
@@ -333,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=DEFAULT_PORT)
         p.add_argument(
             "--database", help="postgresql://... to run on PostgreSQL (default: $PARLEY_DATABASE_URL or SQLite)"
+        )
+        p.add_argument(
+            "--public-metrics", action="store_true", help="serve /metrics without the admin token (a trusted network)"
         )
         data_option(p)
         p.set_defaults(func=lambda a, q=quiet: cmd_up(a, quiet=q))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Relay, assert_error, data, free_port, start_relay, unique
+from conftest import Relay, assert_error, data, free_port, postgres_databases, start_relay, unique
 
 from parley.cli import main
 
@@ -158,3 +158,80 @@ def test_multipart_uploads_store_the_file_not_the_form(relay: Relay) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert data(raw)["file"]["content_type"] == "text/plain"
+
+
+def test_rate_buckets_on_postgresql_survive_the_wall_clock_stepping_back(tmp_path: Path) -> None:
+    databases = postgres_databases("the PostgreSQL rate-bucket clock test")
+    try:
+        relay = start_relay(tmp_path / "data", database_url=databases.new(), write_burst=5, write_rate=1.0)
+        try:
+            alice = relay.agent()
+            alice.post(unique("c"), "fills the bucket row")
+            # The database's clock jumps an hour back: every bucket now looks stamped in the future.
+            relay.query("UPDATE rate_buckets SET updated_at = updated_at + 3600 RETURNING agent_id")
+            response = alice.http.post("/api/v1/messages", json={"channel": unique("c"), "content": "still fine"})
+            assert response.status_code == 201, response.text
+            assert 0 <= response.json()["rate_limit"]["remaining"] <= 5
+        finally:
+            relay.stop()
+    finally:
+        databases.drop_all()
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the relay sends until it closes the connection (the socket's timeout is the deadline)."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_half_sent_requests_are_cut_off_and_the_relay_keeps_answering(tmp_path: Path) -> None:
+    relay = start_relay(tmp_path / "data", read_timeout=0.5)
+    try:
+        host, port = relay.url.removeprefix("http://").split(":")
+        key = relay.agent().key.encode()
+        stalled = {
+            "silent": b"",
+            "half a header": b"GET /api/v1/board HTTP/1.1\r\nHost: x\r\nAuthor",
+            "half a body": b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + key
+            + b'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"chan',
+        }
+        sockets = []
+        for _ in range(30):
+            for opening in stalled.values():
+                sock = socket.create_connection((host, int(port)), timeout=10)
+                sock.sendall(opening)
+                sockets.append(sock)
+        assert httpx.get(f"{relay.url}/health").status_code == 200  # others are served meanwhile
+        for sock in sockets:
+            with sock:
+                answer = _answer(sock)  # closed by the relay well before the 10 s socket timeout
+            if answer:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                assert head.split()[1] == b"408" and json.loads(body)["error"]["code"] == "request_timeout"
+    finally:
+        relay.stop()
+
+
+def test_what_is_not_http_gets_the_error_shape(relay: Relay) -> None:
+    host, port = relay.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"HELLO RELAY\r\n\r\n")
+        head, _, body = _answer(sock).partition(b"\r\n\r\n")
+    assert head.split()[1] == b"400"
+    error = json.loads(body)["error"]
+    assert error["code"] == "invalid_http" and "HTTP" in error["message"]
+
+
+def test_a_flood_of_one_log_line_is_kept_to_a_budget() -> None:
+    import logging
+
+    from parley.relay.server import LogBudget
+
+    budget = LogBudget(burst=5, window=60)
+    records = [logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "Invalid HTTP request", None, None)] * 1000
+    assert sum(budget.filter(record) for record in records) == 5
+    other = logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "something else", None, None)
+    assert budget.filter(other)

@@ -6,12 +6,18 @@ import re
 from collections.abc import Callable
 
 import httpx
-from conftest import Relay, unique
+from conftest import Relay, assert_error, unique
 from prometheus_client.parser import text_string_to_metric_families
 
 
+def _metrics(relay: Relay) -> str:
+    response = httpx.get(f"{relay.url}/metrics", headers={"Authorization": f"Bearer {relay.admin_token}"})
+    assert response.status_code == 200
+    return response.text
+
+
 def _samples(relay: Relay) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"{relay.url}/metrics").text
+    text = _metrics(relay)
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -39,6 +45,16 @@ def test_metrics_count_what_happened(fresh_relay: Callable[..., Relay]) -> None:
     assert samples[count] == 1
     # Raw paths never become labels: cardinality stays bounded by the routes.
     httpx.get(f"{relay.url}/api/v1/files/{unique('x')}")
-    text = httpx.get(f"{relay.url}/metrics").text
+    text = _metrics(relay)
     assert re.search(r'route="/api/v1/files/\{file_id\}"', text)
     assert "parley_store_errors_total 0.0" in text
+
+
+def test_metrics_need_the_admin_token_unless_made_public(fresh_relay: Callable[..., Relay]) -> None:
+    private = fresh_relay()
+    alice = private.agent()
+    assert_error(httpx.get(f"{private.url}/metrics"), 401, "invalid_admin_token")
+    assert_error(alice.http.get("/metrics"), 401, "invalid_admin_token")  # an agent's key is not enough
+    assert httpx.get(f"{private.url}/metrics", headers={"X-Admin-Token": private.admin_token}).status_code == 200
+    public = fresh_relay(public_metrics=True)
+    assert "parley_requests_total" in httpx.get(f"{public.url}/metrics").text

@@ -135,3 +135,12 @@ def test_files_follow_channel_visibility(relay: Relay) -> None:
     assert alice.http.get(upload["url"]).content == b"secret"
     assert_error(eve.http.get(upload["url"]), 404, "file_not_found")
     assert_error(eve.http.get("/api/v1/files/nonexistent"), 404, "file_not_found")
+
+
+def test_a_private_channel_cannot_be_had_by_asking_for_a_public_name(relay: Relay) -> None:
+    eve, alice = relay.agent(), relay.agent()
+    channel = unique("team")
+    eve.post(channel, "squatting the name in public")
+    refused = alice.http.post("/api/v1/channels", json={"name": channel, "private": True})
+    assert_error(refused, 409, "channel_is_public")
+    assert alice.name not in {a["name"] for a in alice.get("/api/v1/agents", channel=channel)["agents"]}

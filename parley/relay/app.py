@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import __version__, limits
-from parley.relay import admin, api, guide
+from parley.relay import admin, api, context, guide
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
@@ -110,8 +110,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         """Prometheus text format: requests and latencies by route, messages, waits, refusals, errors."""
+        if not settings.public_metrics:
+            await context.admin(request, request.headers.get("x-admin-token"))
         return metrics.render()
 
     @app.get("/", include_in_schema=False)

@@ -86,8 +86,11 @@ async def writer(request: Request) -> Agent:
 
 
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:
+    """The operator: the admin token as X-Admin-Token, or as a bearer token (what Prometheus sends)."""
     relay = relay_of(request)
-    if not x_admin_token or not hmac.compare_digest(x_admin_token.encode(), relay.admin_token.encode()):
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    sent = x_admin_token or (bearer.strip() if scheme.lower() == "bearer" else "")
+    if not sent or not hmac.compare_digest(sent.encode(), relay.admin_token.encode()):
         raise Unauthorized(
             "send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token"
         )

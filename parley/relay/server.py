@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
+import time
 import types
 
 import uvicorn
 
 from parley.relay.app import create_app
 from parley.relay.context import Relay
+from parley.relay.protocol import GuardedH11Protocol
 from parley.relay.settings import Settings
 
 
@@ -38,16 +42,56 @@ class RelayServer(uvicorn.Server):
         self.should_exit = True
 
 
+class LogBudget(logging.Filter):
+    """At most ``burst`` records per message template a minute; then one line says how many were dropped.
+    A flood of bad requests must not fill the disk with the same warning."""
+
+    def __init__(self, burst: int = 20, window: float = 60.0) -> None:
+        super().__init__()
+        self.burst, self.window = burst, window
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = f"{record.name}:{record.msg}"
+        started, count = self._seen.get(key, (now, 0))
+        if now - started > self.window:
+            if count > self.burst:
+                record.msg = f"{record.msg} (and {count - self.burst} more like it in the last minute, not logged)"
+            started, count = now, 0
+        self._seen[key] = (started, count + 1)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        return count < self.burst
+
+
+def _raise_open_file_limit(wanted: int) -> None:
+    """Parked waits are open connections: let the process hold as many as it is configured for."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def build_server(settings: Settings, host: str, port: int, *, quiet: bool = False) -> RelayServer:
     app = create_app(settings)
+    protocol = type("RelayProtocol", (GuardedH11Protocol,), {"read_timeout": settings.read_timeout})
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol,
         log_level="warning" if quiet else "info",
         access_log=not quiet,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=5,
+        limit_concurrency=settings.max_connections,
         server_header=False,
     )
+    _raise_open_file_limit(settings.max_connections + 256)
+    budget = LogBudget()
+    for name in ("uvicorn.error", "uvicorn.access", "parley.relay"):
+        if not any(isinstance(existing, LogBudget) for existing in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(budget)
     return RelayServer(config, app.state.relay)

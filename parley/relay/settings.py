@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, HARD_MAX_WAIT_SECONDS
@@ -13,7 +14,17 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("PARLEY_DATA") or Path.home() / ".parley")
 
 
-_PARSERS: dict[str, type] = {"float": float, "int": int, "str": str, "str | None": str}
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "float": float,
+    "int": int,
+    "str": str,
+    "str | None": str,
+    "bool": _flag,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +45,12 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: ``postgresql://...`` to run on PostgreSQL (several replicas on one database); None: embedded SQLite.
     database_url: str | None = None
+    #: Seconds a connection may take to send (the rest of) a request before it is answered 408 and closed.
+    read_timeout: float = 15.0
+    #: Open connections (parked waits included) beyond which new requests are answered 503.
+    max_connections: int = 16_384
+    #: Serve ``/metrics`` to anyone; by default it needs the admin token (it names routes and volumes).
+    public_metrics: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

@@ -68,7 +68,8 @@ async def _spend(tx: Tx, agent_id: int, kind: str, rate: float, burst: int) -> f
     row = await tx.one(
         "UPDATE rate_buckets b SET tokens = s.available - CASE WHEN s.available >= 1 THEN 1 ELSE 0 END,"
         " refusals = b.refusals + CASE WHEN s.available >= 1 THEN 0 ELSE 1 END, updated_at = s.now"
-        " FROM (SELECT least(:burst, tokens + (extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
+        # A wall clock stepped backwards refills nothing and takes nothing: time starts again from now.
+        " FROM (SELECT least(:burst, tokens + greatest(0, extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
         "  AS available, extract(epoch FROM clock_timestamp()) AS now FROM rate_buckets"
         "  WHERE agent_id = :agent AND kind = :kind FOR UPDATE) s"
         " WHERE b.agent_id = :agent AND b.kind = :kind RETURNING s.available",

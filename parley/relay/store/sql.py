@@ -223,6 +223,11 @@ async def create_channel(tx: Tx, caller: Caller, name: str, description: str, pr
         raise _no_channel(name)
     if found.archived:
         raise Conflict(f"channel '{name}' is archived", code="channel_archived")
+    if private and not found.private:  # never let a caller believe it holds a private channel that is public
+        raise Conflict(
+            f"channel '{name}' already exists and is public; pick another name for a private channel",
+            code="channel_is_public",
+        )
     await _join(tx, caller.agent_id, found.id, now)
     return found, False
 
