@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 from conftest import Relay, assert_error, data, eventually, unique
 
@@ -128,3 +130,42 @@ def test_admin_token_file_is_private(relay: Relay) -> None:
     mode = relay.settings.admin_token_path.stat().st_mode & 0o777
     assert mode == 0o600
     assert relay.settings.admin_token_path.read_text().strip() == relay.admin_token
+
+
+def test_a_machine_key_has_a_bounded_number_of_names_and_one_shared_budget(fresh_relay: Callable[..., Relay]) -> None:
+    relay = fresh_relay(max_agents_per_machine=3, write_burst=4, write_rate=0.01)
+    machine = unique("m")
+    key = relay.mint(kind="machine", machine=machine)
+    with relay.client(key) as http:
+
+        def me(name: str) -> httpx.Response:
+            return http.get("/api/v1/me", headers={"x-agent-name": name})
+
+        assert [data(me(f"{machine}-p{i}"))["name"] for i in range(3)] == [f"{machine}-p{i}" for i in range(3)]
+        for i in range(3, 30):  # a fresh name per request gets nowhere, and stores nothing
+            assert_error(me(f"{machine}-p{i}"), 403, "too_many_agents")
+        assert data(me(f"{machine}-p0"))["name"] == f"{machine}-p0"  # the names it has keep working
+        assert relay.query(f"SELECT count(*) FROM agents WHERE name LIKE '{machine}-%'")[0][0] == 3
+
+        # Writes from all its names come out of one bucket.
+        statuses = [
+            http.post(
+                "/api/v1/messages",
+                json={"channel": unique("c"), "content": "hi"},
+                headers={"x-agent-name": f"{machine}-p{i % 3}"},
+            ).status_code
+            for i in range(5)
+        ]
+        assert statuses == [201, 201, 201, 201, 429]
+
+
+def test_machine_namespaces_cannot_overlap_or_be_empty(relay: Relay) -> None:
+    machine, longer = unique("m"), unique("m")
+    key = relay.mint(kind="machine", machine=machine)
+    relay.mint(kind="machine", machine=f"{longer}-ops")
+    with relay.admin() as admin:
+        for overlapping in (f"{machine}-ops", longer):  # 'dev' then 'dev-ops', or 'dev-ops' then 'dev'
+            refused = admin.post("/admin/keys", json={"kind": "machine", "machine": overlapping})
+            assert_error(refused, 409, "machine_name_overlaps")
+    with relay.client(key) as http:
+        assert_error(http.get("/api/v1/me", headers={"x-agent-name": f"{machine}-"}), 400, "invalid_agent_name")

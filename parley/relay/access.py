@@ -53,9 +53,15 @@ def acting_name(key: KeyRecord, agent_name: str | None, now: float) -> str:
         )
     if not is_valid_name(agent_name):
         raise BadRequest(f"invalid agent name '{agent_name}': use {NAME_RULE}", code="invalid_agent_name")
-    if not agent_name.startswith(f"{key.machine}-"):
+    project = agent_name.removeprefix(f"{key.machine}-")
+    if project == agent_name:
         raise Forbidden(
             f"agents on machine key '{key.machine}' must be named '{key.machine}-<project>'", code="impersonation"
+        )
+    if not project or project.startswith("-"):
+        raise BadRequest(
+            f"'{agent_name}' has no project after '{key.machine}-'; name it e.g. '{key.machine}-myproject'",
+            code="invalid_agent_name",
         )
     return agent_name
 
@@ -66,7 +72,8 @@ def caller(key: KeyRecord, agent: Agent | None, name: str) -> Caller:
     if key.kind == "agent" and agent.key_id is not None:
         raise Forbidden(f"'{name}' is registered under a machine key", code="name_taken")
     scope = frozenset(key.channels) if key.channels is not None else None
-    return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope)
+    bucket = -key.id if key.kind == "machine" else agent.id
+    return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope, bucket=bucket)
 
 
 def check_scope(caller: Caller, name: str) -> None:

@@ -76,13 +76,13 @@ async def reader(request: Request) -> Agent:
     pending = relay.pending_marks.get(caller.agent_id)
     if pending is not None:
         await asyncio.wait([pending])
-    return Agent(caller, await relay.store.spend(caller.agent_id, "read"), relay)
+    return Agent(caller, await relay.store.spend(caller.bucket, "read"), relay)
 
 
 async def writer(request: Request) -> Agent:
     """An agent making a write: its write bucket pays."""
     relay, caller = await _authenticate(request)
-    return Agent(caller, await relay.store.spend(caller.agent_id, "write"), relay)
+    return Agent(caller, await relay.store.spend(caller.bucket, "write"), relay)
 
 
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:

@@ -64,6 +64,9 @@ class Caller:
     name: str
     key_id: int
     scope: frozenset[str] | None = None
+    #: The rate buckets this request pays from: the agent's own, or (negative) its machine key's, which
+    #: every name on that machine shares.
+    bucket: int = 0
 
     def may_use(self, channel: str) -> bool:
         """DMs are the agent's own; a channel-limited key reaches only its channels."""

@@ -45,6 +45,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: ``postgresql://...`` to run on PostgreSQL (several replicas on one database); None: embedded SQLite.
     database_url: str | None = None
+    #: Agent names one machine key may register (each is a permanent row); its names share one rate budget.
+    max_agents_per_machine: int = 20
     #: Seconds a connection may take to send (the rest of) a request before it is answered 408 and closed.
     read_timeout: float = 15.0
     #: Open connections (parked waits included) beyond which new requests are answered 503.

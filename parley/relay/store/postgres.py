@@ -113,10 +113,10 @@ class PostgresStore(SQLStore):
     async def start(self, subscriber: Subscriber) -> None:
         await self.engine.start(subscriber, _fetch_posted, sql.high_water)
 
-    async def spend(self, agent_id: int, kind: Literal["read", "write"]) -> Budget:
+    async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
         rate = self.settings.write_rate if kind == "write" else self.settings.read_rate
         burst = self.settings.write_burst if kind == "write" else self.settings.read_burst
-        available: float = await self.engine.direct(_spend, agent_id, kind, rate, burst)
+        available: float = await self.engine.direct(_spend, bucket, kind, rate, burst)
         if available < 1:
             retry_after = max(1, int(-(-(1.0 - available) // rate))) if rate > 0 else 3600
             raise RateLimited(

@@ -36,6 +36,7 @@ class SQLStore:
         self.engine = engine
         self._keys: dict[str, KeyRecord] = {}
         self._agents: dict[str, Agent] = {}
+        self._full_machines: set[int] = set()  # machine keys at their agent limit (names are never removed)
 
     async def close(self) -> None:
         await self.engine.close()
@@ -59,7 +60,13 @@ class SQLStore:
             key, agent = found
         name = access.acting_name(key, agent_name, time.time())
         if key.kind == "machine" and (agent is None or agent.key_id != key.id):
-            agent = await self.write(sql.register, key, name)
+            if agent is None and key.id in self._full_machines:  # refuse a flood of new names without a write
+                raise sql.TooManyAgents(f"machine '{key.machine}' has all the agents it may have")
+            try:
+                agent = await self.write(sql.register, key, name, most=self.settings.max_agents_per_machine)
+            except sql.TooManyAgents:
+                self._full_machines.add(key.id)
+                raise
         caller = access.caller(key, agent, name)
         if self.remembers_identities and agent is not None:
             self._keys[digest], self._agents[name] = key, agent

@@ -277,6 +277,17 @@ async def create_key(
     access.check_key_request(kind, machine, agent_name, channels)
     now = time.time()
     if kind == "machine":
+        overlapping = await tx.one(
+            "SELECT machine FROM keys WHERE machine <> :machine"
+            " AND (:machine LIKE machine || '-%' OR machine LIKE :machine || '-%')",
+            machine=machine,
+        )
+        if overlapping:
+            raise Conflict(
+                f"machine '{machine}' would share agent names with machine '{overlapping['machine']}'"
+                " (names are '<machine>-<project>'); pick a machine name that neither starts the other",
+                code="machine_name_overlaps",
+            )
         active = await tx.one(
             "SELECT 1 FROM keys WHERE machine = :machine AND revoked_at IS NULL"
             " AND (expires_at IS NULL OR expires_at > :now)",
@@ -340,11 +351,26 @@ async def identify(tx: Tx, digest: str, name: str | None) -> tuple[KeyRecord, Ag
     return _key(tx, row), agent
 
 
-async def register(tx: Tx, key: KeyRecord, name: str) -> Agent:
-    """Bind a machine-key name on first use; a name stays with its machine key (or its rotation)."""
+class TooManyAgents(Forbidden):
+    code = "too_many_agents"
+
+
+async def register(tx: Tx, key: KeyRecord, name: str, *, most: int) -> Agent:
+    """Bind a machine-key name on first use, up to ``most`` names a machine; a name stays with its machine
+    key (or its rotation)."""
     row = await tx.one("SELECT id, key_id FROM agents WHERE name = :name", name=name)
     now = time.time()
     if row is None:
+        held = await _one(
+            tx,
+            "SELECT count(*) AS n FROM agents a JOIN keys k ON k.id = a.key_id WHERE k.machine = :machine",
+            machine=key.machine,
+        )
+        if held["n"] >= most:
+            raise TooManyAgents(
+                f"machine '{key.machine}' already has {held['n']} agents, its limit; reuse one of their names"
+                " (GET /api/v1/agents), or ask the operator to raise PARLEY_MAX_AGENTS_PER_MACHINE"
+            )
         created = await _one(
             tx,
             "INSERT INTO agents (name, key_id, created_at) VALUES (:name, :key, :now) RETURNING id",

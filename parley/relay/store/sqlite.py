@@ -103,9 +103,9 @@ class SQLiteStore(SQLStore):
         if self._subscriber is not None:
             self._subscriber.publish(published)
 
-    async def spend(self, agent_id: int, kind: Literal["read", "write"]) -> Budget:
+    async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
         """In memory: one process holds every bucket."""
-        return self._limits[kind].take(agent_id)
+        return self._limits[kind].take(bucket)
 
     async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
         return await self.read(_search, caller, query, channel, limit)
