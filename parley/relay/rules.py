@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import mimetypes
 import re
 import unicodedata
@@ -86,36 +85,6 @@ def fts_query(text: str) -> str:
     while out and out[-1] == "OR":
         out.pop()
     return " ".join(out)
-
-
-def search_terms(text: str) -> list[str]:
-    """The words a query asks for (not excluded ones), lowercased."""
-    words: list[str] = []
-    for part in _SEARCH_PART_RE.findall(text):
-        if part not in ("OR", "AND") and not (part.startswith("-") and len(part) > 1):
-            words += [w.lower() for w in _SEARCH_TERM_RE.findall(part)]
-    return words
-
-
-def relevance(contents: list[str], terms: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
-    """BM25 over a candidate set: term frequency, length normalisation, and rarity within the candidates.
-
-    FTS5's own bm25() first counts every document holding each term (a full doclist scan: 20 ms for a
-    common word in a million messages), so parley ranks the newest candidates itself."""
-    tokenised = [[w.lower() for w in _SEARCH_TERM_RE.findall(text)] for text in contents]
-    if not tokenised:
-        return []
-    average = sum(map(len, tokenised)) / len(tokenised) or 1.0
-    n = len(tokenised)
-    scores = [0.0] * n
-    for term in set(terms):
-        counts = [sum(1 for w in words if w.startswith(term)) for words in tokenised]
-        df = sum(1 for c in counts if c)
-        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        for i, (tf, words) in enumerate(zip(counts, tokenised, strict=True)):
-            if tf:
-                scores[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(words) / average))
-    return scores
 
 
 def safe_filename(name: str) -> str:

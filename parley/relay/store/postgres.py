@@ -19,23 +19,28 @@ from parley.relay.store import sql
 from parley.relay.store.base import Subscriber, Tx
 from parley.relay.store.postgres_engine import PostgresEngine
 from parley.relay.store.postgres_schema import MIGRATIONS
-from parley.relay.store.shared import SQLStore
+from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
 
 
 async def _search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
     if not rules.fts_query(query):
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
-    params = {**sql.who(tx, caller), "q": query, "limit": limit}
+    params = {**sql.who(tx, caller), "q": query, "limit": limit, "candidates": max(SEARCH_CANDIDATES, limit)}
     in_channel = ""
     if channel is not None:
         params["channel"] = (await sql.channel(tx, caller, channel)).id
         in_channel = " AND m.channel_id = :channel"
+    await tx.run(f"SET LOCAL statement_timeout = {int(SEARCH_SECONDS * 1000)}")
+    # The newest visible matches, ranked; only the best ``limit`` are read whole and highlighted.
     rows = await tx.all(
-        f"SELECT {sql.MESSAGE_COLUMNS}, ts_rank_cd(m.content_tsv, q) AS rank,"
-        " ts_headline('english', m.content, q, 'StartSel=[, StopSel=], MaxFragments=1, MaxWords=16, MinWords=4')"
-        f" AS snippet FROM {sql.MESSAGE_FROM}, websearch_to_tsquery('english', :q) q"
-        f" WHERE m.content_tsv @@ q AND {sql.visible(tx, caller)}{in_channel}"
-        " ORDER BY rank DESC, m.id DESC LIMIT :limit",
+        "WITH q AS (SELECT websearch_to_tsquery('english', :q) AS q), candidates AS ("
+        "  SELECT m.id, ts_rank_cd(m.content_tsv, q.q) AS rank FROM messages m"
+        "  JOIN channels c ON c.id = m.channel_id, q"
+        f"  WHERE m.content_tsv @@ q.q AND {sql.visible(tx, caller)}{in_channel} ORDER BY m.id DESC LIMIT :candidates)"
+        f" SELECT {sql.MESSAGE_COLUMNS}, r.rank, ts_headline('english', m.content, q.q,"
+        "  'StartSel=[, StopSel=], MaxFragments=1, MaxWords=16, MinWords=4') AS snippet"
+        " FROM (SELECT * FROM candidates ORDER BY rank DESC, id DESC LIMIT :limit) r"
+        f" JOIN messages m ON m.id = r.id {sql.MESSAGE_JOINS}, q ORDER BY r.rank DESC, m.id DESC",
         **params,
     )
     return [SearchHit(sql.message(tx, row), row["snippet"], round(float(row["rank"]), 4)) for row in rows]
@@ -101,6 +106,10 @@ async def _open_file(tx: Tx, caller: Caller, file_id: str) -> tuple[StoredFile, 
     return stored, bytes(row["data"]) if row is not None else b""
 
 
+#: As in the SQLite store: the best-ranked among this many of the newest visible matches.
+SEARCH_CANDIDATES = 500
+
+
 class PostgresStore(SQLStore):
     """Chosen by ``parley up --database postgresql://...`` or ``PARLEY_DATABASE_URL``."""
 
@@ -126,7 +135,7 @@ class PostgresStore(SQLStore):
             )
         return Budget(limit=burst, remaining=int(available - 1), refill_per_second=rate)
 
-    async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
+    async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
         return await self.read(_search, caller, query, channel, limit)
 
     async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:

@@ -189,6 +189,10 @@ class PostgresEngine:
             try:
                 async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
                     return await op(PostgresTx(conn), *args, **kwargs)
+            except psycopg.errors.QueryCanceled as exc:  # its statement_timeout
+                raise Unavailable(
+                    "this took too long and was stopped; use rarer words or a ?channel=", retry_after=1, code="too_slow"
+                ) from exc
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise unavailable(exc) from exc

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from parley.relay import access
-from parley.relay.errors import Unauthorized
-from parley.relay.models import Agent, Caller, KeyRecord
+from parley.relay.errors import Unauthorized, Unavailable
+from parley.relay.models import Agent, Caller, KeyRecord, SearchHit
 from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import Op, P, T
+
+#: A search is stopped after this many seconds; at most SEARCHES run at once (the rest of the reads keep
+#: their threads and connections), and at most SEARCH_QUEUE wait or run before new ones are turned away.
+SEARCH_SECONDS = 2.0
+SEARCHES = 1
+SEARCH_QUEUE = 16
 
 
 class Engine(Protocol):
@@ -37,6 +44,8 @@ class SQLStore:
         self._keys: dict[str, KeyRecord] = {}
         self._agents: dict[str, Agent] = {}
         self._full_machines: set[int] = set()  # machine keys at their agent limit (names are never removed)
+        self._search_slots = asyncio.Semaphore(SEARCHES)
+        self._searches = 0
 
     async def close(self) -> None:
         await self.engine.close()
@@ -71,6 +80,20 @@ class SQLStore:
         if self.remembers_identities and agent is not None:
             self._keys[digest], self._agents[name] = key, agent
         return caller
+
+    async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
+        """Full-text search, gated so that searches cannot starve other reads."""
+        if self._searches >= SEARCH_QUEUE:
+            raise Unavailable("too many searches are running; retry shortly", retry_after=1, code="search_busy")
+        self._searches += 1
+        try:
+            async with self._search_slots:
+                return await self._search(caller, query, channel, limit)
+        finally:
+            self._searches -= 1
+
+    async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
+        raise NotImplementedError
 
     async def revoke(self, target: str) -> int:
         revoked = await self.write(sql.revoke, target)

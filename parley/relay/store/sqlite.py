@@ -21,12 +21,12 @@ from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import Subscriber, Tx
 from parley.relay.store.lock import DataDirectoryLock
-from parley.relay.store.shared import SQLStore
+from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
 
-#: Results are ranked among the newest matches, at least this many (all of them for rarer words): ranking
-#: every match of a common word in a million messages would cost tens of milliseconds.
+#: Results are the best-ranked (FTS5 ``bm25``) among this many of the newest matches the caller may see:
+#: ranking every match of a common word in a million messages would cost more than the answer is worth.
 SEARCH_CANDIDATES = 500
 
 
@@ -34,37 +34,32 @@ async def _search(tx: Tx, caller: Caller, query: str, channel: str | None, limit
     match = rules.fts_query(query)
     if not match:
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
-    params = {**sql.who(tx, caller), "match": match}
+    params = {**sql.who(tx, caller), "match": match, "limit": limit, "candidates": max(SEARCH_CANDIDATES, limit)}
     in_channel = ""
     if channel is not None:
         params["channel"] = (await sql.channel(tx, caller, channel)).id
         in_channel = " AND m.channel_id = :channel"
-    candidates = max(SEARCH_CANDIDATES, limit * 10)
-    while True:
-        # The newest matches come straight off the FTS5 doclist in rowid order: no full scan.
-        rows = await tx.all(
-            f"SELECT {sql.MESSAGE_COLUMNS} FROM ("
-            "  SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match ORDER BY rowid DESC LIMIT :candidates"
-            f") f JOIN messages m ON m.id = f.rowid {sql.MESSAGE_JOINS} WHERE {sql.visible(tx, caller)}{in_channel}",
-            **params,
-            candidates=candidates,
-        )
-        if len(rows) >= limit or not await tx.one(
-            "SELECT 1 FROM messages_fts WHERE messages_fts MATCH :match LIMIT 1 OFFSET :n", match=match, n=candidates
-        ):
-            break
-        candidates *= 10  # too few of the newest matches are visible to this caller: look further back
-    scores = rules.relevance([row["content"] for row in rows], rules.search_terms(query))
-    best = sorted(zip(scores, rows, strict=True), key=lambda pair: (-pair[0], -pair[1]["id"]))[:limit]
+    # Newest first off the FTS5 doclist, visible ones only (reading no message text), ranked in the
+    # database; only the best ``limit`` rows are read whole.
+    rows = await tx.all(
+        f"SELECT {sql.MESSAGE_COLUMNS}, r.rank FROM (SELECT id, rank FROM ("
+        "  SELECT messages_fts.rowid AS id, bm25(messages_fts) AS rank FROM messages_fts"
+        "  JOIN messages m ON m.id = messages_fts.rowid JOIN channels c ON c.id = m.channel_id"
+        f"  WHERE messages_fts MATCH :match AND {sql.visible(tx, caller)}{in_channel}"
+        "  ORDER BY messages_fts.rowid DESC LIMIT :candidates"
+        f" ) ORDER BY rank, id DESC LIMIT :limit) r JOIN messages m ON m.id = r.id {sql.MESSAGE_JOINS}"
+        " ORDER BY r.rank, m.id DESC",
+        **params,
+    )
     hits = []
-    for score, row in best:
+    for row in rows:
         snippet = await tx.one(  # one seek each
             "SELECT snippet(messages_fts, 0, '[', ']', '…', 16) AS s FROM messages_fts"
             " WHERE messages_fts MATCH :match AND rowid = :id",
             match=match,
             id=row["id"],
         )
-        hits.append(SearchHit(sql.message(tx, row), snippet["s"] if snippet else "", round(score, 4)))
+        hits.append(SearchHit(sql.message(tx, row), snippet["s"] if snippet else "", round(-row["rank"], 4)))
     return hits
 
 
@@ -107,8 +102,9 @@ class SQLiteStore(SQLStore):
         """In memory: one process holds every bucket."""
         return self._limits[kind].take(bucket)
 
-    async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
-        return await self.read(_search, caller, query, channel, limit)
+    async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
+        hits: list[SearchHit] = await self.engine.read_slow(SEARCH_SECONDS, _search, caller, query, channel, limit)
+        return hits
 
     # -- files: content-addressed, in the data directory --------------------------------------
 

@@ -145,6 +145,7 @@ class SQLiteEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slow: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
 
     async def start(self) -> None:
@@ -152,6 +153,7 @@ class SQLiteEngine:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = await asyncio.to_thread(self._open_writer)
         self._pool = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="parley-read")
+        self._slow = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-slow-read")
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="parley-write", daemon=True)
         self._writer.start()
 
@@ -168,8 +170,9 @@ class SQLiteEngine:
         self._queue.put(_STOP)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        for pool in (self._pool, self._slow):
+            if pool is not None:
+                pool.shutdown(wait=True)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -255,16 +258,20 @@ class SQLiteEngine:
     async def read(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed or self._loop is None or self._pool is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
-        return await self._loop.run_in_executor(self._pool, self._run_read, op, args, kwargs)
+        return await self._loop.run_in_executor(self._pool, self._run_read, op, args, kwargs, None)
 
-    def _run_read(self, op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, self.synchronous)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
+    async def read_slow(self, seconds: float, op: Op, /, *args: Any) -> Any:
+        """A read that may be costly (a search): on its own thread, so the readers stay free for everyone
+        else, and interrupted after ``seconds``."""
+        if self._closed or self._loop is None or self._slow is None:
+            raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
+        return await self._loop.run_in_executor(self._slow, self._run_read, op, args, {}, seconds)
+
+    def _run_read(self, op: Op, args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float | None) -> Any:
+        conn = self._reader()
+        if seconds is not None:
+            deadline = time.monotonic() + seconds
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
         try:
             conn.execute("BEGIN")
             try:
@@ -274,9 +281,29 @@ class SQLiteEngine:
         except UnicodeEncodeError as exc:
             raise unstorable(exc) from exc
         except sqlite3.OperationalError as exc:
+            if seconds is not None and "interrupted" in str(exc):
+                raise Unavailable(
+                    f"this took longer than {seconds:g} s and was stopped; use rarer words or a ?channel=",
+                    retry_after=1,
+                    code="too_slow",
+                ) from exc
             if _passing(exc):
                 raise unavailable(exc) from exc
             raise
+        finally:
+            if seconds is not None:
+                conn.set_progress_handler(None, 0)
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self.synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
 
 
 def _passing(exc: sqlite3.OperationalError) -> bool:
