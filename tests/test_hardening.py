@@ -64,7 +64,7 @@ def test_the_data_directory_and_its_files_are_private_to_their_owner(tmp_path: P
     assert not [path for path in data_dir.rglob("*.part")]
 
 
-def test_a_limited_key_cannot_be_minted_with_an_expiry_past_any_calendar(relay: Relay) -> None:
+def test_a_key_cannot_be_minted_with_an_expiry_past_any_calendar(relay: Relay) -> None:
     with relay.admin() as admin:
         refused = admin.post("/admin/keys", json={"kind": "agent", "name": unique("a"), "expires": "100000000"})
         assert_error(refused, 422, "invalid_expires")
