@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Relay, assert_error, data, free_port, postgres_databases, start_relay, unique
+from conftest import Relay, assert_error, data, eventually, free_port, postgres_databases, start_relay, unique
 
 from parley.cli import main
 
@@ -235,3 +235,82 @@ def test_a_flood_of_one_log_line_is_kept_to_a_budget() -> None:
     assert sum(budget.filter(record) for record in records) == 5
     other = logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "something else", None, None)
     assert budget.filter(other)
+
+
+def test_a_locked_database_on_a_read_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    """A read that meets a lock it cannot wait out (another process holding the database) is a 503 to retry,
+    while an error in the SQL itself stays a bug: the real engine, on a real database file."""
+    import asyncio
+    import sqlite3
+
+    from parley.relay.errors import Unavailable
+    from parley.relay.store.sqlite_engine import SQLiteEngine
+
+    async def locked(tx: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    async def broken(tx: object) -> None:
+        raise sqlite3.OperationalError('near "SELEC": syntax error')
+
+    async def scenario() -> None:
+        engine = SQLiteEngine(tmp_path / "parley.db")
+        await engine.start()
+        try:
+            with pytest.raises(Unavailable) as refused:
+                await engine.read(locked)
+            assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+            with pytest.raises(sqlite3.OperationalError):
+                await engine.read(broken)
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_disk_is_a_507_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    """The relay runs with a 4 MB file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): a bigger upload cannot be written."""
+    import resource
+    import signal
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, 4 * 1024 * 1024))
+
+    data_dir, port = tmp_path / "data", free_port()
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--data", str(data_dir)],
+        preexec_fn=small_disk,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(up, timeout=60, what="the relay")
+        token = (data_dir / "admin.token").read_text().strip()
+        key = data(
+            httpx.post(
+                f"{url}/admin/keys", json={"kind": "agent", "name": unique("a")}, headers={"X-Admin-Token": token}
+            )
+        )["key"]
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            big = http.post(
+                "/api/v1/files",
+                params={"channel": unique("c"), "filename": "big.bin"},
+                content=os.urandom(6 * 1024 * 1024),
+            )
+            assert_error(big, 507, "disk_full")
+            small = http.post(
+                "/api/v1/files", params={"channel": unique("c"), "filename": "small.txt"}, content=b"fits"
+            )
+            assert data(small)["file"]["size"] == 4
+        assert not list((data_dir / "files").rglob("*.part"))
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)

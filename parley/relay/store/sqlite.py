@@ -125,7 +125,7 @@ class SQLiteStore(SQLStore):
             os.replace(partial, path)
         except OSError as exc:
             partial.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise InsufficientStorage(
                     "the relay's disk is full; the file was not stored. Try again later", code="disk_full"
                 ) from exc

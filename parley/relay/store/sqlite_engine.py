@@ -37,6 +37,7 @@ Op = Callable[..., Coroutine[Any, Any, Any]]
 
 MAX_BATCH = 512
 READ_THREADS = 3
+READ_BUSY_MS = 3000
 
 
 def connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -300,6 +301,8 @@ class SQLiteEngine:
         if conn is None:
             conn = connect(self.path, self.synchronous)
             conn.execute("PRAGMA query_only=ON")
+            # A reader waits less than the writer for a lock: a 503 in seconds beats a thread held for 30 s.
+            conn.execute(f"PRAGMA busy_timeout={READ_BUSY_MS}")
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
