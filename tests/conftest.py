@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -156,6 +158,52 @@ def start_relay(data_dir: Path, **overrides: Any) -> Relay:
     eventually(lambda: server.started or not thread.is_alive(), timeout=60, what="relay start")
     assert server.started, "relay failed to start"
     return Relay(f"http://127.0.0.1:{port}", settings, server, thread, server.relay.admin_token)
+
+
+@dataclasses.dataclass
+class RelayProcess:
+    """A relay in its own process: for what must be measured or limited per process (memory, file size)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+
+    @classmethod
+    def start(
+        cls, data_dir: Path, env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None
+    ) -> RelayProcess:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "parley", "serve", "--port", str(port), "--data", str(data_dir)],
+            env={**os.environ, **RELAXED_ENV, **(env or {})},
+            preexec_fn=preexec_fn,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        running = cls(process, f"http://127.0.0.1:{port}", data_dir)
+
+        def healthy() -> bool:
+            assert process.poll() is None, "the relay exited"
+            try:
+                return httpx.get(f"{running.url}/health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(healthy, timeout=60, what="the relay")
+        return running
+
+    def agent(self, name: str) -> httpx.Client:
+        token = (self.data_dir / "admin.token").read_text().strip()
+        body = {"kind": "agent", "name": name}
+        key = data(httpx.post(f"{self.url}/admin/keys", json=body, headers={"X-Admin-Token": token}))["key"]
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+RELAXED_ENV = {f"PARLEY_{name.upper()}": str(value) for name, value in RELAXED.items()}
 
 
 # -- the two stores: every relay test runs against each ------------------------------------------

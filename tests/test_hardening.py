@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Relay, assert_error, data, eventually, free_port, postgres_databases, start_relay, unique
+from conftest import Relay, RelayProcess, assert_error, data, free_port, postgres_databases, start_relay, unique
 
 from parley.cli import main
 
@@ -276,34 +276,12 @@ def test_a_full_disk_is_a_507_and_leaves_no_partial_file(tmp_path: Path) -> None
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, 4 * 1024 * 1024))
 
-    data_dir, port = tmp_path / "data", free_port()
-    relay = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--data", str(data_dir)],
-        preexec_fn=small_disk,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    relay = RelayProcess.start(data_dir, preexec_fn=small_disk)
     try:
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{url}/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        eventually(up, timeout=60, what="the relay")
-        token = (data_dir / "admin.token").read_text().strip()
-        key = data(
-            httpx.post(
-                f"{url}/admin/keys", json={"kind": "agent", "name": unique("a")}, headers={"X-Admin-Token": token}
-            )
-        )["key"]
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        with relay.agent(unique("a")) as http:
             big = http.post(
-                "/api/v1/files",
-                params={"channel": unique("c"), "filename": "big.bin"},
-                content=os.urandom(6 * 1024 * 1024),
+                "/api/v1/files", params={"channel": unique("c"), "filename": "big.bin"}, content=os.urandom(6 << 20)
             )
             assert_error(big, 507, "disk_full")
             small = http.post(
@@ -312,5 +290,4 @@ def test_a_full_disk_is_a_507_and_leaves_no_partial_file(tmp_path: Path) -> None
             assert data(small)["file"]["size"] == 4
         assert not list((data_dir / "files").rglob("*.part"))
     finally:
-        relay.terminate()
-        relay.wait(timeout=30)
+        relay.stop()

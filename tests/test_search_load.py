@@ -5,15 +5,11 @@ process so its peak memory is its own."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
-from conftest import Databases, database_for, eventually, free_port
+from conftest import Databases, RelayProcess, database_for
 
 MESSAGES = 1_000
 CHARS = 30_000
@@ -37,41 +33,11 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def test_searches_do_not_starve_other_agents(tmp_path: Path, backend: Databases | None) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PARLEY_DATA": str(tmp_path / "data"),
-        "PARLEY_WRITE_BURST": "100000",
-        "PARLEY_WRITE_RATE": "100000",
-        "PARLEY_READ_BURST": "100000",
-        "PARLEY_READ_RATE": "100000",
-    }
-    env.update({f"PARLEY_{name.upper()}": value for name, value in database_for(backend).items()})
-    relay = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    relay = RelayProcess.start(
+        tmp_path / "data", {f"PARLEY_{name.upper()}": value for name, value in database_for(backend).items()}
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-
-        def healthy() -> bool:
-            assert relay.poll() is None, "the relay exited"
-            try:
-                return httpx.get(f"{url}/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        eventually(healthy, timeout=60, what="the relay")
-        token = (tmp_path / "data" / "admin.token").read_text().strip()
-        with httpx.Client(base_url=url, headers={"X-Admin-Token": token}) as admin:
-            keys = [
-                admin.post("/admin/keys", json={"kind": "agent", "name": n}).json()["data"]["key"]
-                for n in ("searcher", "bystander")
-            ]
-        searcher = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[0]}"}, timeout=60)
-        bystander = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[1]}"}, timeout=60)
+        searcher, bystander = relay.agent("searcher"), relay.agent("bystander")
         rng = random.Random(7)
         bodies = [{"channel": "corpus", "content": _long_message(rng)} for _ in range(MESSAGES)]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -90,9 +56,8 @@ def test_searches_do_not_starve_other_agents(tmp_path: Path, backend: Databases 
         assert busy_meanwhile > 0, "the searches were over before the board was asked: nothing was measured"
         assert answered_in < 1.0, f"the board took {answered_in:.2f} s while searches ran"
         assert set(statuses) <= {200, 503} and 200 in statuses  # served, or turned away politely; never a 500
-        assert _peak_rss_mb(relay.pid) < 300
+        assert _peak_rss_mb(relay.process.pid) < 300
         searcher.close()
         bystander.close()
     finally:
-        relay.terminate()
-        relay.wait(timeout=30)
+        relay.stop()
