@@ -89,16 +89,30 @@ def _agent_request(args: argparse.Namespace, method: str, path: str, **kwargs: A
 
 
 def _admin_request(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Ask the running relay: ``--url``/``PARLEY_URL``, else the one recorded in the data directory, else the
+    default. Only when none answers, and no relay holds the data directory, is it changed directly (and we say so)."""
     settings = _settings(args)
-    url = env.relay_url(args.url)
-    if not settings.admin_token_path.exists():
-        return asyncio.run(_admin_in_process(settings, method, path, body))
-    token = settings.admin_token_path.read_text().strip()
-    try:
-        with httpx.Client(base_url=url, headers={"X-Admin-Token": token}, timeout=30) as client:
-            return _unwrap(client.request(method, path, json=body))
-    except httpx.ConnectError:
-        return asyncio.run(_admin_in_process(settings, method, path, body))
+    url = _admin_url(args)
+    stored = settings.admin_token_path.read_text().strip() if settings.admin_token_path.exists() else None
+    token = env.admin_token(args.admin_token, stored)
+    if token:
+        try:
+            with httpx.Client(base_url=url, headers={"X-Admin-Token": token}, timeout=30) as client:
+                return _unwrap(client.request(method, path, json=body))
+        except httpx.ConnectError:
+            pass  # nothing listens there
+    result = asyncio.run(_admin_in_process(settings, method, path, body))
+    where = (
+        f"the database {settings.database_url}" if settings.database_url else f"the data directory {settings.data_dir}"
+    )
+    print(f"note: no relay answered at {url}; used {where} directly", file=sys.stderr)
+    return result
+
+
+def _admin_url(args: argparse.Namespace) -> str:
+    from parley.relay import record
+
+    return env.relay_url(args.url, record.recorded_url(_settings(args).data_dir))
 
 
 async def _admin_in_process(settings: Settings, method: str, path: str, body: dict[str, Any] | None) -> Any:
@@ -183,13 +197,13 @@ def cmd_key_create(args: argparse.Namespace) -> None:
     created = _admin_request(
         args, "POST", "/admin/keys", {"kind": "machine", "machine": args.machine, "expires": args.expires}
     )
-    _print_json(created) if args.json else _print_key(created, env.relay_url(args.url))
+    _print_json(created) if args.json else _print_key(created, _admin_url(args))
 
 
 def cmd_invite(args: argparse.Namespace) -> None:
     body = {"kind": "agent", "name": args.name_, "channels": args.channel, "expires": args.expires}
     created = _admin_request(args, "POST", "/admin/keys", body)
-    _print_json(created) if args.json else _print_key(created, env.relay_url(args.url))
+    _print_json(created) if args.json else _print_key(created, _admin_url(args))
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -319,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def admin_options(p: argparse.ArgumentParser) -> None:
         data_option(p)
-        p.add_argument("--url", help=f"relay URL (default: $PARLEY_URL or {env.DEFAULT_URL})")
+        p.add_argument(
+            "--url", help=f"relay URL (default: $PARLEY_URL, the relay running on --data, or {env.DEFAULT_URL})"
+        )
+        p.add_argument("--admin-token", help="the relay's admin token (default: $PARLEY_ADMIN_TOKEN or the token file)")
         p.add_argument("--expires", help="e.g. 10m, 24h, 7d, never (default: never)")
         p.add_argument("--json", action="store_true", help="print JSON")
 

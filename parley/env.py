@@ -1,4 +1,5 @@
-"""Where a client finds its relay and who it is: ``PARLEY_URL``, ``PARLEY_KEY`` and ``PARLEY_NAME``, read here only.
+"""Where a client finds its relay and who it is: ``PARLEY_URL``, ``PARLEY_KEY``, ``PARLEY_NAME`` and
+``PARLEY_ADMIN_TOKEN``, read here only.
 
 Each function takes what the caller was given explicitly (a flag, an argument), which wins, and what a
 config file holds, which the environment overrides. Standard library only: the executor imports it.
@@ -28,3 +29,8 @@ def require_key(given: str | None = None) -> str:
 
 def agent_name(given: str | None = None, configured: str | None = None) -> str | None:
     return given or os.environ.get("PARLEY_NAME") or configured
+
+
+def admin_token(given: str | None = None, configured: str | None = None) -> str | None:
+    """The relay's admin token: a flag, ``PARLEY_ADMIN_TOKEN``, or the token file of the data directory."""
+    return given or os.environ.get("PARLEY_ADMIN_TOKEN") or configured

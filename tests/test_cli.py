@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Databases, Relay, data, database_for, eventually, free_port, unique
+from conftest import Databases, Relay, RelayProcess, data, database_for, eventually, free_port, unique
 
 from parley.cli import build_parser, main
 
@@ -152,3 +152,51 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/health").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_admin_commands_reach_the_relay_named_by_parley_url_and_its_token(
+    relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another port, another data directory here: only PARLEY_URL and PARLEY_ADMIN_TOKEN lead to the relay."""
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+    monkeypatch.setenv("PARLEY_ADMIN_TOKEN", relay.admin_token)
+    monkeypatch.setenv("PARLEY_DATA", str(tmp_path / "elsewhere"))
+    name = unique("a")
+    assert main(["invite", "--name", name, "--json"]) == 0
+    import json
+
+    key = json.loads(capsys.readouterr().out)["key"]
+    with relay.client(key) as http:
+        assert data(http.get("/api/v1/me"))["name"] == name
+        assert main(["revoke", name]) == 0
+        assert http.get("/api/v1/me").status_code == 401  # refused at once by the running relay
+    assert not (tmp_path / "elsewhere").exists()  # nothing was written beside it
+
+
+def test_admin_commands_find_the_relay_running_on_their_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PARLEY_URL", raising=False)
+    monkeypatch.delenv("PARLEY_ADMIN_TOKEN", raising=False)
+    data_dir = tmp_path / "data"
+    running = RelayProcess.start(data_dir)
+    try:
+        name = unique("a")
+        assert main(["invite", "--name", name, "--data", str(data_dir), "--json"]) == 0  # no URL: the record
+        import json
+
+        key = json.loads(capsys.readouterr().out)["key"]
+        with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {key}"}) as http:
+            assert data(http.get("/api/v1/me"))["name"] == name
+    finally:
+        running.stop()
+    assert not (data_dir / "relay.json").exists()
+    # With no relay running, the data directory is changed directly, and the command says so.
+    assert main(["revoke", name, "--data", str(data_dir)]) == 0
+    assert "no relay answered" in capsys.readouterr().err
+    restarted = RelayProcess.start(data_dir)
+    try:
+        with httpx.Client(base_url=restarted.url, headers={"Authorization": f"Bearer {key}"}) as http:
+            assert http.get("/api/v1/me").status_code == 401
+    finally:
+        restarted.stop()

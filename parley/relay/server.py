@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import time
 import types
 
 import uvicorn
 
+from parley.relay import record
 from parley.relay.app import create_app
 from parley.relay.context import Relay
 from parley.relay.protocol import GuardedH11Protocol
@@ -27,7 +29,18 @@ class RelayServer(uvicorn.Server):
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)  # type: ignore[arg-type]
+        try:
+            await super().serve(sockets)  # type: ignore[arg-type]
+        finally:
+            if self.started:
+                record.remove(self.relay.settings.data_dir)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            record.write(self.relay.settings.data_dir, f"http://{host}:{port}")
 
     def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
         self.stop()
