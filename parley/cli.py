@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -288,6 +289,17 @@ def cmd_board(args: argparse.Namespace) -> None:
         _print_messages(board["open_questions"])
 
 
+def cmd_membership(args: argparse.Namespace) -> None:
+    action = args.command  # "join" or "leave"
+    result = _agent_request(args, "POST", f"/api/v1/channels/{quote(args.channel, safe='')}/{action}")
+    if args.json:
+        _print_json(result)
+    elif action == "join":
+        print(f"{'joined' if result['joined'] else 'already in'} {result['channel']['name']}")
+    else:
+        print(f"{'left' if result['left'] else 'was not in'} {result['channel']}")
+
+
 def cmd_search(args: argparse.Namespace) -> None:
     params = {"q": args.query, "limit": args.limit, **({"channel": args.channel} if args.channel else {})}
     found = _agent_request(args, "GET", "/api/v1/search", params=params)
@@ -429,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("board", help="what needs you", description="channels, unread counts, open questions")
     client_options(p)
     p.set_defaults(func=cmd_board)
+
+    for action, text in (("join", "join a channel: its messages then come to you"), ("leave", "leave a channel")):
+        p = commands.add_parser(action, help=text, description=text)
+        p.add_argument("channel")
+        client_options(p)
+        p.set_defaults(func=cmd_membership)
 
     p = commands.add_parser("search", help="full-text search", description="search what you can see")
     p.add_argument("query")

@@ -49,6 +49,8 @@ def examples(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "mark_mentions_read": {"mention_ids": [s["mention"]]},
         "list_agents": {"channel": s["channel"]},
         "create_channel": {"name": unique("proj"), "description": "review work", "private": True},
+        "join_channel": {"channel": unique("c")},
+        "leave_channel": {"channel": "general"},
         "upload_file": {"channel": s["channel"], "filename": "plan.md", "content": "# plan", "message": "the plan"},
         "download_file": {"file_id": s["file"]},
     }

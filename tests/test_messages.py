@@ -297,3 +297,36 @@ def test_nul_characters_are_refused_everywhere(relay: Relay, method: str, path: 
     alice = relay.agent()
     response = alice.http.request(method, path, **kwargs)  # type: ignore[arg-type]
     assert_error(response, 422)
+
+
+def test_a_new_agent_starts_in_general_and_join_and_leave_decide_what_events_bring(relay: Relay) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    assert "general" in {c["channel"] for c in alice.get("/api/v1/board")["channels"]}
+    cursor = alice.get("/api/v1/me")["cursor"]
+    hello = bob.post("general", f"hello from {bob.name}")
+    assert hello["id"] in [m["id"] for m in alice.events(since=cursor)["messages"]]  # no read needed first
+
+    side = unique("c")
+    bob.post(side, "before alice joined")
+    joined = data(alice.http.post(f"/api/v1/channels/{side}/join"))
+    assert joined["joined"] is True and joined["channel"]["name"] == side
+    assert data(alice.http.post(f"/api/v1/channels/{side}/join"))["joined"] is False
+    cursor = alice.get("/api/v1/me")["cursor"]
+    inside = bob.post(side, "now she is in")
+    assert [m["id"] for m in alice.events(since=cursor)["messages"]] == [inside["id"]]
+
+    assert data(alice.http.post(f"/api/v1/channels/{side}/leave"))["left"] is True
+    cursor = alice.get("/api/v1/me")["cursor"]
+    bob.post(side, "she left")
+    mention = bob.post(side, f"@{alice.name} but a mention still reaches her")
+    assert [m["id"] for m in alice.events(since=cursor)["messages"]] == [mention["id"]]
+    dm = alice.dm(bob.name, "hi")
+    assert_error(alice.http.post(f"/api/v1/channels/{dm['channel']}/leave"), 403, "dm_members_fixed")
+
+
+def test_a_limited_key_starts_only_in_the_default_channels_it_may_use(relay: Relay) -> None:
+    allowed = unique("c")
+    limited = relay.agent(channels=[allowed])
+    assert "general" not in {c["channel"] for c in limited.get("/api/v1/board")["channels"]}
+    helped = relay.agent(channels=[allowed, "general"])
+    assert "general" in {c["channel"] for c in helped.get("/api/v1/board")["channels"]}

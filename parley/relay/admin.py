@@ -48,6 +48,7 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
         agent_name=body.name,
         channels=body.channels,
         expires_in=expires_in,
+        welcome=relay.settings.welcome_channels,
     )
     return ok({"key": secret, **record.public()}, status=201)
 

@@ -162,9 +162,10 @@ def _client_msg_id(body_value: str | None, header: str | None) -> str | None:
 
 @router.get("/me")
 async def me(agent: Reader) -> JSONResponse:
-    """Who you are, and the channels your key is limited to (null: none)."""
+    """Who you are, the channels your key is limited to (null: none), and the cursor of now: read from it."""
     scope = sorted(agent.caller.scope) if agent.caller.scope is not None else None
-    return ok({"name": agent.caller.name, "channels": scope}, budget=agent.budget)
+    cursor = await agent.relay.store.read(sql.high_water)
+    return ok({"name": agent.caller.name, "channels": scope, "cursor": cursor}, budget=agent.budget)
 
 
 @router.get("/board")
@@ -196,6 +197,20 @@ async def add_member(agent: Writer, channel: Annotated[ChannelName, Path()], bod
     """Add an agent {agent} to a channel (members of a private channel only)."""
     added = await agent.relay.store.write(sql.add_member, agent.caller, channel, body.agent)
     return ok({"channel": channel, "agent": body.agent, "added": added}, budget=agent.budget, write=True)
+
+
+@router.post("/channels/{channel}/join")
+async def join_channel(agent: Writer, channel: Annotated[ChannelName, Path()]) -> JSONResponse:
+    """Join a channel (a public one is created if missing): events then deliver everything posted there."""
+    found, joined = await agent.relay.store.write(sql.join_channel, agent.caller, channel)
+    return ok({"channel": found.to_dict(), "joined": joined}, budget=agent.budget, write=True)
+
+
+@router.post("/channels/{channel}/leave")
+async def leave_channel(agent: Writer, channel: Annotated[ChannelName, Path()]) -> JSONResponse:
+    """Leave a channel: events stop delivering it (an @mention of you still arrives)."""
+    left = await agent.relay.store.write(sql.leave_channel, agent.caller, channel)
+    return ok({"channel": channel, "left": left}, budget=agent.budget, write=True)
 
 
 @router.get("/messages")

@@ -45,6 +45,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: ``postgresql://...`` to run on PostgreSQL (several replicas on one database); None: embedded SQLite.
     database_url: str | None = None
+    #: Channels every new agent starts in (comma-separated; empty for none), created public if missing.
+    default_channels: str = "general"
     #: Agent names one machine key may register (each is a permanent row); its names share one rate budget.
     max_agents_per_machine: int = 20
     #: Seconds a connection may take to send (the rest of) a request before it is answered 408 and closed.
@@ -70,6 +72,10 @@ class Settings:
                 values[field.name] = _PARSERS[str(field.type)](raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def welcome_channels(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.default_channels.split(",") if name.strip())
 
     @property
     def database_path(self) -> Path:

@@ -179,6 +179,22 @@ TOOLS: tuple[Tool, ...] = (
         untrusted=False,
     ),
     Tool(
+        "join_channel",
+        "Join a channel (created if missing) so that wait_for_messages delivers it; you start in 'general'.",
+        "POST",
+        "/api/v1/channels/{channel}/join",
+        (_CHANNEL,),
+        untrusted=False,
+    ),
+    Tool(
+        "leave_channel",
+        "Leave a channel: its messages stop arriving (mentions of you still do).",
+        "POST",
+        "/api/v1/channels/{channel}/leave",
+        (_CHANNEL,),
+        untrusted=False,
+    ),
+    Tool(
         "upload_file",
         "Share a file (at most 10 MB) in a channel; it is announced with a message.",
         "POST",

@@ -72,7 +72,13 @@ class SQLStore:
             if agent is None and key.id in self._full_machines:  # refuse a flood of new names without a write
                 raise sql.TooManyAgents(f"machine '{key.machine}' has all the agents it may have")
             try:
-                agent = await self.write(sql.register, key, name, most=self.settings.max_agents_per_machine)
+                agent = await self.write(
+                    sql.register,
+                    key,
+                    name,
+                    most=self.settings.max_agents_per_machine,
+                    welcome=self.settings.welcome_channels,
+                )
             except sql.TooManyAgents:
                 self._full_machines.add(key.id)
                 raise

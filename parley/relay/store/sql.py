@@ -249,6 +249,35 @@ async def archive_channel(tx: Tx, name: str) -> Channel:
     return _channel(row, member=False)
 
 
+async def join_channel(tx: Tx, caller: Caller, name: str) -> tuple[Channel, bool]:
+    """Join a channel (a public one is created if missing); False if the caller was a member already.
+    Events then deliver everything posted there."""
+    found = await _channel_for_post(tx, caller, name, time.time())
+    return found, not found.member
+
+
+async def leave_channel(tx: Tx, caller: Caller, name: str) -> bool:
+    """Leave a channel: events stop delivering it (an @mention still arrives). False if not a member."""
+    found = await channel(tx, caller, name)
+    if found.type == "dm":
+        raise Forbidden("a direct-message conversation cannot be left", code="dm_members_fixed")
+    left = await tx.run(
+        "DELETE FROM memberships WHERE agent_id = :me AND channel_id = :channel", me=caller.agent_id, channel=found.id
+    )
+    return left == 1
+
+
+async def _welcome(tx: Tx, agent_id: int, name: str, channels: tuple[str, ...], now: float) -> None:
+    """A new agent starts in the relay's default channels (those its key may use), created if missing."""
+    newcomer = Caller(agent_id=agent_id, name=name, key_id=0)
+    for channel_name in channels:
+        found = await _lookup(tx, newcomer, channel_name)
+        if found is None:
+            await _insert_channel(tx, newcomer, channel_name, "", False, now)
+        elif not found.private and not found.archived:
+            await _join(tx, agent_id, found.id, now)
+
+
 async def list_channels(tx: Tx, caller: Caller, type_: str | None) -> list[Channel]:
     """Channels the caller can see (not DMs, not archived), optionally of one type."""
     by_type = " AND c.type = :type" if type_ is not None else ""
@@ -272,8 +301,10 @@ async def create_key(
     agent_name: str | None = None,
     channels: list[str] | None = None,
     expires_in: float | None = None,
+    welcome: tuple[str, ...] = (),
 ) -> tuple[KeyRecord, str]:
-    """A new key and its secret (shown once). An agent key's agent is created with it."""
+    """A new key and its secret (shown once). An agent key's agent is created with it, in the ``welcome``
+    channels its key may use."""
     access.check_key_request(kind, machine, agent_name, channels)
     now = time.time()
     if kind == "machine":
@@ -303,7 +334,12 @@ async def create_key(
         if row is not None and row["key_id"] is not None:
             raise Conflict(f"'{agent_name}' is registered under a machine key; pick another name", code="name_taken")
         if row is None:
-            await tx.run("INSERT INTO agents (name, created_at) VALUES (:name, :now)", name=agent_name, now=now)
+            created = await _one(
+                tx, "INSERT INTO agents (name, created_at) VALUES (:name, :now) RETURNING id", name=agent_name, now=now
+            )
+            assert agent_name is not None
+            allowed = [c for c in welcome if channels is None or c in channels]
+            await _welcome(tx, created["id"], agent_name, tuple(allowed), now)
     secret, digest, prefix = access.new_key(kind)
     row = await _one(
         tx,
@@ -355,9 +391,9 @@ class TooManyAgents(Forbidden):
     code = "too_many_agents"
 
 
-async def register(tx: Tx, key: KeyRecord, name: str, *, most: int) -> Agent:
-    """Bind a machine-key name on first use, up to ``most`` names a machine; a name stays with its machine
-    key (or its rotation)."""
+async def register(tx: Tx, key: KeyRecord, name: str, *, most: int, welcome: tuple[str, ...] = ()) -> Agent:
+    """Bind a machine-key name on first use, up to ``most`` names a machine, starting in the ``welcome``
+    channels; a name stays with its machine key (or its rotation)."""
     row = await tx.one("SELECT id, key_id FROM agents WHERE name = :name", name=name)
     now = time.time()
     if row is None:
@@ -378,6 +414,7 @@ async def register(tx: Tx, key: KeyRecord, name: str, *, most: int) -> Agent:
             key=key.id,
             now=now,
         )
+        await _welcome(tx, created["id"], name, welcome, now)
         return Agent(id=created["id"], name=name, key_id=key.id)
     if row["key_id"] == key.id:
         return Agent(id=row["id"], name=name, key_id=key.id)
