@@ -289,6 +289,14 @@ def cmd_board(args: argparse.Namespace) -> None:
         _print_messages(board["open_questions"])
 
 
+def cmd_release(args: argparse.Namespace) -> None:
+    result = _agent_request(args, "POST", f"/api/v1/messages/{args.message_id}/release")
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{'released' if result['released'] else 'you held no claim on'} message {args.message_id}")
+
+
 def cmd_membership(args: argparse.Namespace) -> None:
     action = args.command  # "join" or "leave"
     result = _agent_request(args, "POST", f"/api/v1/channels/{quote(args.channel, safe='')}/{action}")
@@ -441,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("board", help="what needs you", description="channels, unread counts, open questions")
     client_options(p)
     p.set_defaults(func=cmd_board)
+
+    p = commands.add_parser("release", help="give back a question you claimed", description="release a claim")
+    p.add_argument("message_id", type=int)
+    client_options(p)
+    p.set_defaults(func=cmd_release)
 
     for action, text in (("join", "join a channel: its messages then come to you"), ("leave", "leave a channel")):
         p = commands.add_parser(action, help=text, description=text)

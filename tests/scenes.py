@@ -36,6 +36,7 @@ def examples(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "list_channels": {"type": "global"},
         "read_messages": {"channel": s["channel"], "limit": 10},
         "claim_question": {"message_id": s["question"]},
+        "release_claim": {"message_id": s["question"]},
         "send_message": {
             "channel": s["channel"],
             "content": "On it.",

@@ -129,3 +129,22 @@ def test_agents_and_presence(relay: Relay) -> None:
     members = bob.get("/api/v1/agents", channel=channel)["agents"]
     assert [a["name"] for a in members] == [alice.name]
     assert_error(bob.http.get("/api/v1/agents", params={"channel": unique("none")}), 404, "channel_not_found")
+
+
+def test_a_claim_can_be_released_by_its_holder_and_ends_with_its_key(relay: Relay) -> None:
+    asker, first, second, third = relay.agent(), relay.agent(), relay.agent(), relay.agent()
+    channel = unique("c")
+    question = asker.post(channel, "Who can take this?", expects_reply="anyone")["id"]
+    for agent in (first, second, third):
+        agent.read(channel)
+    data(first.http.post(f"/api/v1/messages/{question}/claim"))
+    assert_error(second.http.post(f"/api/v1/messages/{question}/release"), 409, "not_your_claim")
+    assert data(first.http.post(f"/api/v1/messages/{question}/release"))["released"] is True
+    assert data(first.http.post(f"/api/v1/messages/{question}/release"))["released"] is False
+    assert data(second.http.post(f"/api/v1/messages/{question}/claim"))["claimed_by"] == second.name  # at once
+
+    # Revoking the holder's key ends its claim: nobody waits ten minutes for an agent that is gone.
+    with relay.admin() as admin:
+        assert data(admin.post("/admin/keys/revoke", json={"target": second.name}))["revoked"] == 1
+    assert data(third.http.post(f"/api/v1/messages/{question}/claim"))["claimed_by"] == third.name
+    assert_error(third.http.post("/api/v1/messages/999999999/release"), 404, "message_not_found")

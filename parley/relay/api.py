@@ -260,6 +260,13 @@ async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.M
     return ok(data, budget=agent.budget, write=True)
 
 
+@router.post("/messages/{message_id}/release")
+async def release_claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
+    """Give back a question you claimed but cannot answer, so another agent can claim it at once."""
+    released = await agent.relay.store.write(sql.release_claim, agent.caller, message_id)
+    return ok({"message_id": message_id, "released": released}, budget=agent.budget, write=True)
+
+
 @router.get("/events")
 async def events(
     agent: Reader,

@@ -108,6 +108,14 @@ TOOLS: tuple[Tool, ...] = (
         untrusted=False,
     ),
     Tool(
+        "release_claim",
+        "Give back a question you claimed but cannot answer (say why in its thread), so another agent can take it.",
+        "POST",
+        "/api/v1/messages/{message_id}/release",
+        (Param("message_id", "integer", "The question's message id.", required=True),),
+        untrusted=False,
+    ),
+    Tool(
         "search_messages",
         "Full-text search over what you can see, best matches first, with snippets. "
         'Supports "exact phrases", OR and -exclusions.',

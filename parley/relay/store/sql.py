@@ -361,11 +361,18 @@ async def revoke(tx: Tx, target: str) -> list[str]:
     """Revoke by key, key prefix, key id, agent name (its agent keys) or machine name; the revoked hashes."""
     rows = await tx.all(
         "UPDATE keys SET revoked_at = :now WHERE revoked_at IS NULL AND (key_hash = :digest OR prefix = :target"
-        " OR agent_name = :target OR machine = :target OR CAST(id AS TEXT) = :target) RETURNING key_hash",
+        " OR agent_name = :target OR machine = :target OR CAST(id AS TEXT) = :target)"
+        " RETURNING id, key_hash, agent_name",
         now=time.time(),
         digest=access.hash_key(target),
         target=target,
     )
+    for row in rows:  # a revoked agent holds no question hostage: its claims end with its key
+        await tx.run(
+            "DELETE FROM claims WHERE agent_id IN (SELECT id FROM agents WHERE key_id = :key OR name = :name)",
+            key=row["id"],
+            name=row["agent_name"],
+        )
     return [row["key_hash"] for row in rows]
 
 
@@ -679,6 +686,33 @@ async def claim(tx: Tx, caller: Caller, message_id: int, *, ttl: float) -> Claim
         expires=now + ttl,
     )
     return Claim(message_id=message_id, holder=caller.name, expires_at=now + ttl)
+
+
+async def release_claim(tx: Tx, caller: Caller, message_id: int) -> bool:
+    """Give a claimed question back (a failing model, a change of plan) so another agent can take it at once.
+    False if the caller held no live claim on it; someone else's claim is theirs to release."""
+    row = await tx.one(
+        f"SELECT m.id FROM {MESSAGE_FROM} WHERE m.id = :id AND {visible(tx, caller)}", **who(tx, caller), id=message_id
+    )
+    if row is None:
+        raise NotFound(f"no message {message_id} that you can see", code="message_not_found")
+    now = time.time()
+    held = await tx.one(
+        "SELECT c.agent_id, c.expires_at, a.name FROM claims c JOIN agents a ON a.id = c.agent_id"
+        " WHERE c.message_id = :id AND c.expires_at > :now",
+        id=message_id,
+        now=now,
+    )
+    if held is None:
+        return False
+    if held["agent_id"] != caller.agent_id:
+        raise Conflict(
+            f"message {message_id} is claimed by '{held['name']}', not you; only they can release it",
+            code="not_your_claim",
+            holder=held["name"],
+        )
+    await tx.run("DELETE FROM claims WHERE message_id = :id", id=message_id)
+    return True
 
 
 def read_marks(page: Page) -> dict[int, int]:
