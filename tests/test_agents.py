@@ -292,3 +292,22 @@ def test_ctrl_c_stops_the_example_cleanly_and_it_says_so(relay: Relay) -> None:
     assert "stopped: interrupted" in out
     assert agent.read(channel)["messages"][-1]["content"].endswith("was stopped by its operator.")
     provider.close()
+
+
+def test_a_failing_model_gives_the_question_back_and_says_why(relay: Relay, running: Callable[..., Running]) -> None:
+    """The scripted provider answers 500 to every call: the agent claims, fails, releases and explains."""
+    asker, gpt, other = relay.agent(), relay.agent(), relay.agent()
+    channel = unique("build")
+    broken = ScriptedProvider(answer="never", tool_rounds=0)
+    broken.failures.extend([500] * 50)
+    running(gpt, openai_brain(broken), channel)
+    question = asker.post(channel, "who can take this?", expects_reply="anyone")
+
+    def explained() -> list[dict[str, Any]]:
+        return [m for m in asker.read(channel)["messages"] if m["author"] == gpt.name]
+
+    said = eventually(explained, what="the agent to explain")[0]
+    assert f"could not answer message {question['id']}" in said["content"] and "released" in said["content"]
+    other.read(channel)
+    assert data(other.http.post(f"/api/v1/messages/{question['id']}/claim"))["claimed_by"] == other.name
+    broken.close()

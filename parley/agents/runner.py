@@ -92,7 +92,7 @@ class AgentRunner:
         self.name = board["agent"]
         self.cursor = board["cursor"]
         for channel in self.channels:
-            self._call("create_channel", name=channel)  # join (or create), so its events reach us
+            self._call("join_channel", channel=channel)  # its events reach us (created if missing)
         log.info("%s is listening in %s", self.name, ", ".join(self.channels))
         try:
             while not self._stop.is_set():
@@ -168,12 +168,25 @@ class AgentRunner:
         system = SYSTEM.format(name=self.name, instructions=self.instructions)
         try:
             turn = self.brain.turn(system, prompt, self.executor.execute, self.guards.max_tool_rounds)
-        except Exception:
+        except Exception as exc:
             log.exception("%s could not take its turn on message %s", self.brain.vendor, message["id"])
+            self._give_back(message, exc)
             return None
         self._account(turn)
         self.turns.append(turn)
         return turn
+
+    def _give_back(self, message: dict[str, Any], failure: Exception) -> None:
+        """The model failed: release a question this agent claimed, and say so in its thread, so that
+        nobody waits for an answer that is not coming."""
+        released = ""
+        if message["expects_reply"] == "anyone":
+            result = self.executor.execute_json("release_claim", {"message_id": message["id"]})
+            if result.ok and result.data["released"]:
+                released = " I released the question so that someone else can take it."
+        # Not a reply in the thread: a reply would count as the question's answer and close it.
+        text = f"⚠ {self.name} could not answer message {message['id']}: its model failed ({type(failure).__name__})."
+        self.executor.execute_json("send_message", {"channel": message["channel"], "content": text + released})
 
     # -- guards ---------------------------------------------------------------------------------
 
