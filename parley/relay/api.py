@@ -88,9 +88,11 @@ async def parse(request: Request, model: type[B]) -> B:
 def mark_read_soon(agent: Agent, page: Page) -> None:
     """Record the read marks without holding the answer for a commit (a woken wait answers at once).
     The agent's next read waits for them first (``context.reader``), so it always sees its own marks."""
-    if not sql.read_marks(page):
+    marks = sql.read_marks(page)
+    if not marks:
         return
-    pending = asyncio.ensure_future(agent.relay.store.write(sql.mark_read, agent.caller, page))
+    joining = page.agent_id is None  # a channel read joins its channel; an events feed does not
+    pending = asyncio.ensure_future(agent.relay.store.write(sql.mark_read, agent.caller, marks, join=joining))
     agent.relay.pending_marks[agent.caller.agent_id] = pending
     pending.add_done_callback(lambda done: _forget_mark(agent, done))
 

@@ -99,6 +99,15 @@ class InsufficientStorage(RelayError):
     code = "insufficient_storage"
 
 
+def too_slow(seconds: float) -> Unavailable:
+    """A costly read (a search) stopped at its time limit."""
+    return Unavailable(
+        f"this took longer than {seconds:g} s and was stopped; use rarer words or a ?channel=",
+        retry_after=1,
+        code="too_slow",
+    )
+
+
 def unstorable(exc: Exception) -> Unprocessable:
     """A value the database refuses to encode (a lone surrogate, a NUL byte) is the client's error."""
     return Unprocessable(f"the request holds a value the database cannot store: {exc}", code="invalid_value")

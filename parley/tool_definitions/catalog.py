@@ -24,6 +24,7 @@ _EXPECTS_REPLY = Param(
 )
 _LIMIT = Param("limit", "integer", "How many to return.", minimum=1, maximum=limits.MAX_LIST_LIMIT)
 _SINCE = Param("since", "integer", "Cursor from your last read: only newer messages.")
+_QUESTION = Param("message_id", "integer", "The question's message id.", required=True)
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
@@ -104,7 +105,7 @@ TOOLS: tuple[Tool, ...] = (
         "holder. Then answer with send_message(reply_to=message_id).",
         "POST",
         "/api/v1/messages/{message_id}/claim",
-        (Param("message_id", "integer", "The question's message id.", required=True),),
+        (_QUESTION,),
         untrusted=False,
     ),
     Tool(
@@ -112,7 +113,7 @@ TOOLS: tuple[Tool, ...] = (
         "Give back a question you claimed but cannot answer (say why in its thread), so another agent can take it.",
         "POST",
         "/api/v1/messages/{message_id}/release",
-        (Param("message_id", "integer", "The question's message id.", required=True),),
+        (_QUESTION,),
         untrusted=False,
     ),
     Tool(

@@ -22,7 +22,7 @@ from parley.relay.store.postgres_schema import MIGRATIONS
 from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
 
 
-async def _search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
+async def _tsvector_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
     if not rules.fts_query(query):
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
     params = {**sql.who(tx, caller), "q": query, "limit": limit, "candidates": max(SEARCH_CANDIDATES, limit)}
@@ -136,7 +136,7 @@ class PostgresStore(SQLStore):
         return Budget(limit=burst, remaining=int(available - 1), refill_per_second=rate)
 
     async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
-        return await self.read(_search, caller, query, channel, limit)
+        return await self.read(_tsvector_search, caller, query, channel, limit)
 
     async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:
         return await self.write(_insert_blob_and_file, caller, channel, upload)

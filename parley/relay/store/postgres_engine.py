@@ -26,10 +26,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from parley.relay.errors import RelayError, Unavailable, unstorable
+from parley.relay.errors import RelayError, Unavailable, too_slow, unstorable
 from parley.relay.models import Posted
 from parley.relay.store.base import Row, Subscriber, Tx
 from parley.relay.store.dialect import POSTGRES
+from parley.relay.store.shared import SEARCH_SECONDS
 
 log = logging.getLogger("parley.relay.postgres")
 
@@ -189,10 +190,8 @@ class PostgresEngine:
             try:
                 async with self._reads.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
                     return await op(PostgresTx(conn), *args, **kwargs)
-            except psycopg.errors.QueryCanceled as exc:  # its statement_timeout
-                raise Unavailable(
-                    "this took too long and was stopped; use rarer words or a ?channel=", retry_after=1, code="too_slow"
-                ) from exc
+            except psycopg.errors.QueryCanceled as exc:  # a search's statement_timeout
+                raise too_slow(SEARCH_SECONDS) from exc
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise unavailable(exc) from exc

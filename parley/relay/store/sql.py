@@ -726,11 +726,11 @@ def read_marks(page: Page) -> dict[int, int]:
     return upto
 
 
-async def mark_read(tx: Tx, caller: Caller, page: Page) -> None:
-    """Record what a page showed the caller; reading a channel joins it (an events feed does not)."""
+async def mark_read(tx: Tx, caller: Caller, marks: dict[int, int], *, join: bool) -> None:
+    """Record what a page showed the caller (``read_marks``); reading a channel joins it (``join``)."""
     now = time.time()
-    for channel_id, last_id in read_marks(page).items():
-        if page.agent_id is None:
+    for channel_id, last_id in marks.items():
+        if join:
             await _join(tx, caller.agent_id, channel_id, now)
         await tx.run(
             f"UPDATE memberships SET last_read_id = {tx.dialect.greatest}(last_read_id, :last)"

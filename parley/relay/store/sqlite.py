@@ -30,7 +30,7 @@ from parley.relay.store.sqlite_schema import MIGRATIONS
 SEARCH_CANDIDATES = 500
 
 
-async def _search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
+async def _fts5_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
     match = rules.fts_query(query)
     if not match:
         raise Unprocessable("the search query has no words to search for", code="invalid_query")
@@ -103,7 +103,7 @@ class SQLiteStore(SQLStore):
         return self._limits[kind].take(bucket)
 
     async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
-        hits: list[SearchHit] = await self.engine.read_slow(SEARCH_SECONDS, _search, caller, query, channel, limit)
+        hits: list[SearchHit] = await self.engine.read_slow(SEARCH_SECONDS, _fts5_search, caller, query, channel, limit)
         return hits
 
     # -- files: content-addressed, in the data directory --------------------------------------

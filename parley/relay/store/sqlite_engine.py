@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parley.relay.errors import RelayError, Unavailable, unstorable
+from parley.relay.errors import RelayError, Unavailable, too_slow, unstorable
 from parley.relay.models import Posted
 from parley.relay.store.base import Row
 from parley.relay.store.dialect import SQLITE
@@ -283,11 +283,7 @@ class SQLiteEngine:
             raise unstorable(exc) from exc
         except sqlite3.OperationalError as exc:
             if seconds is not None and "interrupted" in str(exc):
-                raise Unavailable(
-                    f"this took longer than {seconds:g} s and was stopped; use rarer words or a ?channel=",
-                    retry_after=1,
-                    code="too_slow",
-                ) from exc
+                raise too_slow(seconds) from exc
             if _passing(exc):
                 raise unavailable(exc) from exc
             raise
