@@ -290,7 +290,8 @@ def cmd_board(args: argparse.Namespace) -> None:
 
 
 def cmd_release(args: argparse.Namespace) -> None:
-    result = _agent_request(args, "POST", f"/api/v1/messages/{args.message_id}/release")
+    body = {"reason": args.reason} if args.reason else None
+    result = _agent_request(args, "POST", f"/api/v1/messages/{args.message_id}/release", json=body)
     if args.json:
         _print_json(result)
     else:
@@ -452,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("release", help="give back a question you claimed", description="release a claim")
     p.add_argument("message_id", type=int)
+    p.add_argument("--reason", help="posted in the question's thread; the question stays open")
     client_options(p)
     p.set_defaults(func=cmd_release)
 

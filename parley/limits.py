@@ -16,6 +16,10 @@ NAME_RULE = "lowercase letters, digits and hyphens, 2-100 characters, starting w
 #: The colon keeps these names out of the space of ordinary channel names.
 DM_PREFIX = "dm:"
 
+#: A private channel is named ``<creator>~<name>``: a namespace only its creator can create names in,
+#: so nobody can take (or pre-create) another agent's private channel. ``~`` is never in a public name.
+PRIVATE_SEPARATOR = "~"
+
 MAX_CONTENT_CHARS = 32_000
 MAX_METADATA_BYTES = 4_096
 MAX_BODY_BYTES = 1_048_576

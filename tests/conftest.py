@@ -139,6 +139,11 @@ class Agent:
             data(self.http.post("/api/v1/dm", json={"target_agent": target, "content": content, **fields}))["message"]
         )
 
+    def private_channel(self, name: str = "priv") -> str:
+        """Create a private channel; its full name (``<self>~<name>-...``)."""
+        body = {"name": unique(name), "private": True}
+        return str(data(self.http.post("/api/v1/channels", json=body))["channel"]["name"])
+
     def read(self, channel: str, **params: Any) -> dict[str, Any]:
         return dict(data(self.http.get("/api/v1/messages", params={"channel": channel, **params})))
 

@@ -307,7 +307,10 @@ def test_a_failing_model_gives_the_question_back_and_says_why(relay: Relay, runn
         return [m for m in asker.read(channel)["messages"] if m["author"] == gpt.name]
 
     said = eventually(explained, what="the agent to explain")[0]
-    assert f"could not answer message {question['id']}" in said["content"] and "released" in said["content"]
+    # In the question's thread, marked as handing it back: the question is still open, for anyone.
+    assert said["parent_message_id"] == question["id"] and said["metadata"] == {"kind": "hand_back"}
+    assert "cannot answer this: its model failed (InternalServerError)" in said["content"]
     other.read(channel)
+    assert question["id"] in [q["id"] for q in other.get("/api/v1/board")["open_questions"]]
     assert data(other.http.post(f"/api/v1/messages/{question['id']}/claim"))["claimed_by"] == other.name
     broken.close()

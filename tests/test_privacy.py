@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
+import httpx
 from conftest import Agent, Relay, assert_error, data, unique
 
 
@@ -66,16 +68,19 @@ def test_dm_errors(relay: Relay) -> None:
 
 def test_private_channel_is_for_members_only(relay: Relay) -> None:
     alice, bob, eve = relay.agent(), relay.agent(), relay.agent()
-    channel = unique("priv")
-    created = data(alice.http.post("/api/v1/channels", json={"name": channel, "private": True, "description": "ops"}))
+    own_name = unique("priv")
+    created = data(alice.http.post("/api/v1/channels", json={"name": own_name, "private": True, "description": "ops"}))
     assert created["created"] is True and created["channel"]["private"] is True
+    channel = created["channel"]["name"]
+    assert channel == f"{alice.name}~{own_name}"
     secret = alice.post(channel, f"secret rota, @{eve.name} @{bob.name}")
     assert secret["mentions"] == []  # neither is a member yet
     assert "secret rota" not in _everything_visible_to(eve, channel)
     assert_error(
         eve.http.post("/api/v1/messages", json={"channel": channel, "content": "hi"}), 404, "channel_not_found"
     )
-    assert_error(eve.http.post("/api/v1/channels", json={"name": channel}), 404, "channel_not_found")
+    assert_error(eve.http.post("/api/v1/channels", json={"name": channel}), 403, "not_your_namespace")
+    assert_error(eve.http.post(f"/api/v1/channels/{channel}/join"), 404, "channel_not_found")
     # A member adds bob; now he reads it, and eve still cannot.
     data(alice.http.post(f"/api/v1/channels/{channel}/members", json={"agent": bob.name}))
     assert bob.read(channel)["messages"][0]["id"] == secret["id"]
@@ -119,8 +124,7 @@ def test_channel_limited_key_sees_nothing_else(relay: Relay) -> None:
 
 def test_files_follow_channel_visibility(relay: Relay) -> None:
     alice, eve = relay.agent(), relay.agent()
-    channel = unique("priv")
-    data(alice.http.post("/api/v1/channels", json={"name": channel, "private": True}))
+    channel = alice.private_channel()
     upload = data(
         alice.http.post(
             "/api/v1/files",
@@ -137,10 +141,31 @@ def test_files_follow_channel_visibility(relay: Relay) -> None:
     assert_error(eve.http.get("/api/v1/files/nonexistent"), 404, "file_not_found")
 
 
-def test_a_private_channel_cannot_be_had_by_asking_for_a_public_name(relay: Relay) -> None:
+def test_nobody_can_take_another_agents_private_channel_name(relay: Relay) -> None:
     eve, alice = relay.agent(), relay.agent()
-    channel = unique("team")
-    eve.post(channel, "squatting the name in public")
-    refused = alice.http.post("/api/v1/channels", json={"name": channel, "private": True})
-    assert_error(refused, 409, "channel_is_public")
-    assert alice.name not in {a["name"] for a in alice.get("/api/v1/agents", channel=channel)["agents"]}
+    team = unique("team")
+
+    def create(agent: Agent, name: str, **body: Any) -> httpx.Response:
+        return agent.http.post("/api/v1/channels", json={"name": name, **body})
+
+    # The same name, private, is two channels: each creator's own; a public one of that name is a third.
+    eve.post(team, "squatting the name in public")
+    eves = data(create(eve, team, private=True))["channel"]["name"]
+    alices = data(create(alice, team, private=True))
+    assert alices["created"] is True and alices["channel"]["name"] == f"{alice.name}~{team}" != eves
+    assert alice.name not in {a["name"] for a in alice.get("/api/v1/agents", channel=team)["agents"]}
+    # Pre-creating a name in alice's namespace fails on every path (create, post, join), public or private.
+    planned = f"{alice.name}~{unique('plans')}"
+    assert_error(create(eve, planned, private=True), 403, "not_your_namespace")
+    assert_error(create(eve, planned), 403, "not_your_namespace")
+    assert_error(eve.http.post("/api/v1/messages", json={"channel": planned, "content": "mine now"}), 404)
+    assert_error(eve.http.post(f"/api/v1/channels/{planned}/join"), 404, "channel_not_found")
+    # A key the operator limits to that channel waits for alice to create it; it cannot create it either.
+    helper = relay.agent(channels=[planned])
+    assert_error(create(helper, planned, private=True), 403, "not_your_namespace")
+    assert data(create(alice, planned, private=True))["created"] is True
+    assert data(helper.http.post(f"/api/v1/channels/{planned}/join"))["joined"] is True
+    # Names a channel can never have: a DM's, or a '~' in the wrong place.
+    assert_error(create(eve, f"dm:{eve.name}+{alice.name}"), 422, "invalid_name")
+    for bad in (f"{alice.name}~", f"~{team}", f"{alice.name}~a~b"):
+        assert_error(create(eve, bad, private=True), 422, "invalid_name")

@@ -168,9 +168,9 @@ def test_search_looks_past_newest_matches_the_caller_may_not_see(relay: Relay, m
     monkeypatch.setattr(sqlite_store, "SEARCH_CANDIDATES", 3)  # the SQLite store ranks the newest 3 first
     alice, eve, bob = relay.agent(), relay.agent(), relay.agent()
     word = unique("zeta").replace("-", "")
-    public, private = unique("c"), unique("priv")
+    public = unique("c")
     visible = [alice.post(public, f"{word} visible {i}")["id"] for i in range(2)]
-    data(eve.http.post("/api/v1/channels", json={"name": private, "private": True}))
+    private = eve.private_channel()
     for i in range(10):
         eve.post(private, f"{word} secret {i}")
     found = bob.get("/api/v1/search", q=word, limit=2)["results"]

@@ -148,3 +148,36 @@ def test_a_claim_can_be_released_by_its_holder_and_ends_with_its_key(relay: Rela
         assert data(admin.post("/admin/keys/revoke", json={"target": second.name}))["revoked"] == 1
     assert data(third.http.post(f"/api/v1/messages/{question}/claim"))["claimed_by"] == third.name
     assert_error(third.http.post("/api/v1/messages/999999999/release"), 404, "message_not_found")
+
+
+def test_handing_a_question_back_explains_in_its_thread_and_leaves_it_open(relay: Relay) -> None:
+    asker, first, second = relay.agent(), relay.agent(), relay.agent()
+    channel = unique("c")
+    question = asker.post(channel, "Who can take this?", expects_reply="anyone")["id"]
+    for agent in (first, second):
+        agent.read(channel)
+    data(first.http.post(f"/api/v1/messages/{question}/claim"))
+    # Someone else's reason is refused with the claim, and nothing is posted.
+    refused = second.http.post(f"/api/v1/messages/{question}/release", json={"reason": "not mine to give"})
+    assert_error(refused, 409, "not_your_claim")
+    handed = data(first.http.post(f"/api/v1/messages/{question}/release", json={"reason": "my model is down"}))
+    assert handed["released"] is True
+    note = handed["note"]
+    assert (note["parent_message_id"], note["content"], note["metadata"]) == (
+        question,
+        "my model is down",
+        {"kind": "hand_back"},
+    )
+    thread = [m["content"] for m in asker.read(channel)["messages"] if m["parent_message_id"] == question]
+    assert thread == ["my model is down"]
+    # Still an open question: on the board, and claimable; a real reply then answers it.
+    assert question in [q["id"] for q in second.get("/api/v1/board")["open_questions"]]
+    data(second.http.post(f"/api/v1/messages/{question}/claim"))
+    second.post(channel, "done", parent_message_id=question)
+    assert question not in [q["id"] for q in first.get("/api/v1/board")["open_questions"]]
+    # A question addressed by name is handed back the same way (no claim to release) and stays open.
+    named = asker.post(channel, f"@{first.name} can you?", expects_reply=first.name)["id"]
+    handed = data(first.http.post(f"/api/v1/messages/{named}/release", json={"reason": "not today"}))
+    assert handed["released"] is False and handed["note"]["parent_message_id"] == named
+    assert named in [q["id"] for q in first.get("/api/v1/board")["open_questions"]]
+    assert_error(first.http.post(f"/api/v1/messages/{named}/release", json={"reason": "  "}), 422, "content_required")

@@ -56,8 +56,7 @@ def test_a_wait_is_not_woken_by_what_it_may_not_see(fresh_relay: Callable[..., R
     alice, bob, eve = relay.agent(), relay.agent(), relay.agent()
     mine, elsewhere = unique("c"), unique("c")
     bob.post(mine, "bob's channel")
-    private = unique("priv")
-    data(eve.http.post("/api/v1/channels", json={"name": private, "private": True}))
+    private = eve.private_channel()
     cursor = bob.events()["cursor"]
     wakeups = relay.stats()["wakeups"]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

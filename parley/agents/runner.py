@@ -177,16 +177,10 @@ class AgentRunner:
         return turn
 
     def _give_back(self, message: dict[str, Any], failure: Exception) -> None:
-        """The model failed: release a question this agent claimed, and say so in its thread, so that
-        nobody waits for an answer that is not coming."""
-        released = ""
-        if message["expects_reply"] == "anyone":
-            result = self.executor.execute_json("release_claim", {"message_id": message["id"]})
-            if result.ok and result.data["released"]:
-                released = " I released the question so that someone else can take it."
-        # Not a reply in the thread: a reply would count as the question's answer and close it.
-        text = f"⚠ {self.name} could not answer message {message['id']}: its model failed ({type(failure).__name__})."
-        self.executor.execute_json("send_message", {"channel": message["channel"], "content": text + released})
+        """The model failed: hand the message back (a claim is released) with the reason in its thread, so
+        that nobody waits for an answer that is not coming. The question stays open for someone else."""
+        reason = f"⚠ {self.name} cannot answer this: its model failed ({type(failure).__name__}). It is open again."
+        self.executor.execute_json("release_claim", {"message_id": message["id"], "reason": reason})
 
     # -- guards ---------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from parley.limits import NAME_RULE, is_valid_name
+from parley.relay import rules
 from parley.relay.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from parley.relay.models import Agent, Caller, KeyRecord, iso
 
@@ -30,8 +31,11 @@ def check_key_request(kind: str, machine: str | None, agent_name: str | None, ch
         field = "machine" if kind == "machine" else "name"
         raise Unprocessable(f"{field} must be {NAME_RULE}", code="invalid_name")
     for channel in channels or ():
-        if not is_valid_name(channel):
-            raise Unprocessable(f"channel '{channel}' is not a valid name: {NAME_RULE}", code="invalid_name")
+        if not rules.is_channel_name(channel) or rules.channel_type(channel) == "dm":
+            raise Unprocessable(
+                f"channel '{channel}' is not a valid name: {NAME_RULE} (a private channel: 'owner~name')",
+                code="invalid_name",
+            )
 
 
 def acting_name(key: KeyRecord, agent_name: str | None, now: float) -> str:

@@ -30,6 +30,7 @@ from parley.relay.schemas import (
     PlainText,
     PostDM,
     PostMessage,
+    ReleaseClaim,
 )
 from parley.relay.store import sql
 from parley.relay.uploads import read_upload
@@ -263,10 +264,15 @@ async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.M
 
 
 @router.post("/messages/{message_id}/release")
-async def release_claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
-    """Give back a question you claimed but cannot answer, so another agent can claim it at once."""
-    released = await agent.relay.store.write(sql.release_claim, agent.caller, message_id)
-    return ok({"message_id": message_id, "released": released}, budget=agent.budget, write=True)
+async def release_claim(
+    agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)], body: ReleaseClaim | None = None
+) -> JSONResponse:
+    """Give back a question you claimed or cannot answer {reason}, so another agent can claim it at once;
+    the reason is posted in its thread and the question stays open."""
+    reason = body.reason if body is not None else None
+    released, note = await agent.relay.store.write(sql.release_claim, agent.caller, message_id, reason)
+    data = {"message_id": message_id, "released": released, "note": note.message.to_dict() if note else None}
+    return ok(data, budget=agent.budget, write=True)
 
 
 @router.get("/events")

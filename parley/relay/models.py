@@ -111,6 +111,8 @@ class Draft:
     metadata: dict[str, Any] | None = None
     expects_reply: str | None = None
     client_msg_id: str | None = None
+    #: A reply answers the open question it replies to, unless it hands the question back (release_claim).
+    answers: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

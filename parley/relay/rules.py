@@ -6,7 +6,7 @@ import mimetypes
 import re
 import unicodedata
 
-from parley.limits import DM_PREFIX
+from parley.limits import DM_PREFIX, PRIVATE_SEPARATOR, is_valid_name
 
 CHANNEL_TYPES = ("project", "technology", "global", "dm")
 
@@ -20,9 +20,29 @@ _TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _CONTENT_TYPE_RE = re.compile(rf"{_TOKEN}/{_TOKEN}")
 
 
+def is_channel_name(name: str) -> bool:
+    """A public name, a private ``owner~name`` or a DM's ``dm:a+b``."""
+    if name.startswith(DM_PREFIX):
+        return all(map(is_valid_name, dm_members(name)))
+    owner, separator, own_name = name.partition(PRIVATE_SEPARATOR)
+    return is_valid_name(owner) and (not separator or is_valid_name(own_name))
+
+
+def channel_owner(name: str) -> str | None:
+    """The agent whose private namespace ``name`` is in, if it is in one."""
+    owner, separator, _ = name.partition(PRIVATE_SEPARATOR)
+    return owner if separator and not name.startswith(DM_PREFIX) else None
+
+
+def private_channel_name(owner: str, name: str) -> str:
+    """``name`` inside ``owner``'s private namespace (unchanged if it already names one)."""
+    return name if channel_owner(name) is not None else f"{owner}{PRIVATE_SEPARATOR}{name}"
+
+
 def channel_type(name: str) -> str:
     if name.startswith(DM_PREFIX):
         return "dm"
+    name = name.rpartition(PRIVATE_SEPARATOR)[2]
     if name.startswith("project-"):
         return "project"
     if name.startswith("tech-"):

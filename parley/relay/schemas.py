@@ -40,9 +40,13 @@ def _name(value: str) -> str:
 
 
 def _channel(value: str) -> str:
-    if value.startswith(limits.DM_PREFIX) and all(map(limits.is_valid_name, rules.dm_members(value))):
-        return value
-    return _name(value)
+    if not rules.is_channel_name(value):
+        raise _fail(
+            "invalid_name",
+            "'{value}' is not a valid channel name: " + limits.NAME_RULE + " (a private channel: 'owner~name')",
+            {"value": value},
+        )
+    return value
 
 
 def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -137,8 +141,12 @@ class PostDM(Body):
     client_msg_id: ClientMsgId = None
 
 
+class ReleaseClaim(Body):
+    reason: Content | None = None
+
+
 class CreateChannel(Body):
-    name: Name
+    name: ChannelName
     description: Annotated[str, Field(max_length=limits.MAX_DESCRIPTION_CHARS)] = ""
     private: bool = False
 
@@ -165,7 +173,7 @@ class CreateKey(Body):
     kind: Literal["machine", "agent"]
     machine: Name | None = None
     name: Name | None = None
-    channels: list[Name] | None = None
+    channels: list[ChannelName] | None = None
     expires: Annotated[str | None, Field(max_length=32)] = None
 
 

@@ -110,10 +110,11 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "release_claim",
-        "Give back a question you claimed but cannot answer (say why in its thread), so another agent can take it.",
+        "Give back a question you claimed or cannot answer, so another agent can take it; "
+        "the reason is posted in its thread.",
         "POST",
         "/api/v1/messages/{message_id}/release",
-        (_QUESTION,),
+        (_QUESTION, Param("reason", "string", "Why, for the others.", max_length=limits.MAX_CONTENT_CHARS)),
         untrusted=False,
     ),
     Tool(
@@ -183,7 +184,7 @@ TOOLS: tuple[Tool, ...] = (
                 required=True,
             ),
             Param("description", "string", "What the channel is for.", max_length=limits.MAX_DESCRIPTION_CHARS),
-            Param("private", "boolean", "Members only (default false)."),
+            Param("private", "boolean", "Members only; named '<you>~<name>' (default false)."),
         ),
         untrusted=False,
     ),

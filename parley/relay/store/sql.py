@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import Any
 
+from parley.limits import is_valid_name
 from parley.relay import access, rules
 from parley.relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from parley.relay.models import (
@@ -213,7 +214,20 @@ async def _insert_channel(tx: Tx, caller: Caller, name: str, description: str, p
 
 
 async def create_channel(tx: Tx, caller: Caller, name: str, description: str, private: bool) -> tuple[Channel, bool]:
-    """Create a channel and join it; an existing one the caller may see is joined instead (False)."""
+    """Create a channel and join it; an existing one the caller may see is joined instead (False).
+
+    A private channel lives in its creator's namespace ('planning' becomes 'alice~planning'), so no
+    agent can take, or wait in, another's private channel; a public name never holds a '~'."""
+    if rules.channel_type(name) == "dm":
+        raise Unprocessable("a direct-message conversation opens with its first send_dm", code="invalid_name")
+    owner = rules.channel_owner(name)
+    if private or owner is not None:
+        if owner not in (None, caller.name):
+            raise Forbidden(
+                f"'{name}' is in {owner}'s namespace; your private channels are named '{caller.name}~<name>'",
+                code="not_your_namespace",
+            )
+        name, private = rules.private_channel_name(caller.name, name), True
     access.check_scope(caller, name)
     now = time.time()
     found = await _lookup(tx, caller, name)
@@ -223,11 +237,6 @@ async def create_channel(tx: Tx, caller: Caller, name: str, description: str, pr
         raise _no_channel(name)
     if found.archived:
         raise Conflict(f"channel '{name}' is archived", code="channel_archived")
-    if private and not found.private:  # never let a caller believe it holds a private channel that is public
-        raise Conflict(
-            f"channel '{name}' already exists and is public; pick another name for a private channel",
-            code="channel_is_public",
-        )
     await _join(tx, caller.agent_id, found.id, now)
     return found, False
 
@@ -442,7 +451,7 @@ async def _channel_for_post(tx: Tx, caller: Caller, name: str, now: float) -> Ch
     The hot path (a member posting to a public channel) is one query."""
     access.check_scope(caller, name)
     found = await _lookup(tx, caller, name)
-    if found is None and rules.channel_type(name) != "dm":
+    if found is None and is_valid_name(name):  # only a public name is created by posting or joining
         found = await _insert_channel(tx, caller, name, "", False, now)
     if found is None or not _may_see(caller, found):
         raise _no_channel(name)
@@ -509,7 +518,7 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
             message=message_id,
             ids=tx.dialect.to_list(sorted(notify)),
         )
-    if parent_id is not None:
+    if parent_id is not None and draft.answers:
         await tx.run(
             "UPDATE messages SET answered_by = :me WHERE id = :parent AND answered_by IS NULL AND author_id <> :me"
             " AND expects_reply IN ('anyone', :my_name)",
@@ -688,11 +697,14 @@ async def claim(tx: Tx, caller: Caller, message_id: int, *, ttl: float) -> Claim
     return Claim(message_id=message_id, holder=caller.name, expires_at=now + ttl)
 
 
-async def release_claim(tx: Tx, caller: Caller, message_id: int) -> bool:
-    """Give a claimed question back (a failing model, a change of plan) so another agent can take it at once.
+async def release_claim(tx: Tx, caller: Caller, message_id: int, reason: str | None) -> tuple[bool, Posted | None]:
+    """Give a claimed question back (a failing model, a change of plan) so another agent can take it at once;
+    ``reason`` is posted in its thread as a reply that hands it back, leaving the question open. Released is
     False if the caller held no live claim on it; someone else's claim is theirs to release."""
     row = await tx.one(
-        f"SELECT m.id FROM {MESSAGE_FROM} WHERE m.id = :id AND {visible(tx, caller)}", **who(tx, caller), id=message_id
+        f"SELECT m.id, c.name AS channel FROM {MESSAGE_FROM} WHERE m.id = :id AND {visible(tx, caller)}",
+        **who(tx, caller),
+        id=message_id,
     )
     if row is None:
         raise NotFound(f"no message {message_id} that you can see", code="message_not_found")
@@ -703,16 +715,19 @@ async def release_claim(tx: Tx, caller: Caller, message_id: int) -> bool:
         id=message_id,
         now=now,
     )
-    if held is None:
-        return False
-    if held["agent_id"] != caller.agent_id:
+    if held is not None and held["agent_id"] != caller.agent_id:
         raise Conflict(
             f"message {message_id} is claimed by '{held['name']}', not you; only they can release it",
             code="not_your_claim",
             holder=held["name"],
         )
-    await tx.run("DELETE FROM claims WHERE message_id = :id", id=message_id)
-    return True
+    if held is not None:
+        await tx.run("DELETE FROM claims WHERE message_id = :id", id=message_id)
+    note = None
+    if reason is not None:
+        draft = Draft(reason, parent_id=message_id, metadata={"kind": "hand_back"}, answers=False)
+        note = await _insert_message(tx, caller, await _channel_for_post(tx, caller, row["channel"], now), draft, now)
+    return held is not None, note
 
 
 def read_marks(page: Page) -> dict[int, int]:
