@@ -4,6 +4,9 @@ No provider can be reached from the tests, so the real ``openai``, ``google-gena
 clients talk HTTP to this server instead: OpenAI Chat Completions (``/v1/chat/completions``), OpenAI
 Responses (``/v1/responses``), Gemini ``models/...:generateContent`` and Anthropic ``/v1/messages``.
 
+``GET`` answers the model lookups the agents make at start (OpenAI ``/v1/models[/id]``, Gemini
+``/v1beta/models/id``) for the one model ``scripted``.
+
 The script: call ``tool`` (with ``arguments``) until the conversation holds ``tool_rounds`` tool results,
 then answer ``answer`` (with ``answer=None`` it only ever calls the tool). A forced final request
 (``tool_choice: none`` / Gemini mode NONE) always gets the answer. ``failures`` are HTTP statuses to
@@ -19,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 USAGE_TOKENS = 15
+
+
+_MODEL = {"id": "scripted", "object": "model", "created": 1_700_000_000, "owned_by": "scripted"}
 
 
 def _openai_chat(call: tuple[str, dict[str, Any]] | None, answer: str) -> dict[str, Any]:
@@ -142,14 +148,21 @@ class ScriptedProvider:
     ) -> None:
         self.tool, self.arguments, self.answer, self.tool_rounds = tool, arguments or {}, answer, tool_rounds
         self.failures: collections.deque[int] = collections.deque()
-        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []  # model calls (POST)
+        self.lookups: list[str] = []  # model lookups (GET)
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                provider.lookups.append(self.path)
+                self._answer(*provider.lookup(self.path))
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 provider.requests.append((self.path, body))
-                status, answer = provider.respond(self.path, body)
+                self._answer(*provider.respond(self.path, body))
+
+            def _answer(self, status: int, answer: dict[str, Any]) -> None:
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -165,6 +178,21 @@ class ScriptedProvider:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def lookup(self, path: str) -> tuple[int, dict[str, Any]]:
+        if self.failures:
+            status = self.failures.popleft()
+            return status, _error(path, status)
+        path = path.partition("?")[0]
+        if path == "/v1/models":
+            return 200, {"object": "list", "data": [_MODEL]}
+        if path == "/v1/models/scripted":
+            return 200, _MODEL
+        if path.endswith("/models/scripted"):
+            return 200, {"name": "models/scripted", "displayName": "scripted", "version": "1"}
+        if path.startswith("/v1beta"):
+            return 404, {"error": {"code": 404, "message": f"{path} is not found", "status": "NOT_FOUND"}}
+        return 404, {"error": {"message": f"The model {path.rsplit('/', 1)[-1]} does not exist", "code": None}}
 
     def respond(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.failures:

@@ -24,7 +24,7 @@ from google import genai
 from google.genai import types
 from providers import ScriptedProvider
 
-from parley.agents import AgentRunner, Guards, ProviderRetry
+from parley.agents import AgentRunner, Guards, ModelUnavailable, ProviderRetry
 from parley.agents.gemini_brain import GeminiBrain, classify_gemini
 from parley.agents.openai_brain import OpenAIChatBrain, OpenAIResponsesBrain, classify_openai
 from parley.executors import Executor
@@ -220,10 +220,10 @@ def test_provider_errors_are_retried(relay: Relay, running: Callable[..., Runnin
     channel = unique("build")
     openai_provider = ScriptedProvider(answer="after a 429 and a 503", tool_rounds=0)
     gemini_provider = ScriptedProvider(answer="after a 429 and a 500", tool_rounds=0)
-    openai_provider.failures.extend([429, 503])
-    gemini_provider.failures.extend([429, 500])
     running(gpt, openai_brain(openai_provider), channel)
     running(gem, gemini_brain(gemini_provider), channel)
+    openai_provider.failures.extend([429, 503])
+    gemini_provider.failures.extend([429, 500])
     to_gpt = asker.post(channel, "question one", expects_reply=gpt.name)
     to_gem = asker.post(channel, "question two", expects_reply=gem.name)
     assert eventually(lambda: _thread(asker, channel, to_gpt["id"]))[0]["content"] == "after a 429 and a 503"
@@ -253,37 +253,26 @@ def test_a_bad_tool_call_becomes_an_error_result(
     provider.close()
 
 
-def test_ctrl_c_stops_the_example_cleanly_and_it_says_so(relay: Relay) -> None:
+def _example(relay: Relay, agent: Agent, provider: ScriptedProvider, channel: str, state: Path, *extra: str) -> Any:
+    """examples/openai_agent.py as a user runs it, against the scripted provider."""
+    env = {**os.environ, "OPENAI_API_KEY": "test", "PYTHONUNBUFFERED": "1", "XDG_STATE_HOME": str(state)}
+    command = [sys.executable, str(ROOT / "examples" / "openai_agent.py"), "--relay", relay.url, "--key", agent.key]
+    command += ["--channel", channel, "--model", "scripted", "--base-url", f"{provider.url}/v1", *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_example_cleanly_and_it_says_so(
+    relay: Relay, tmp_path: Path, stop: signal.Signals
+) -> None:
     agent = relay.agent()
     channel = unique("build")
     provider = ScriptedProvider(answer="hi")
-    env = {**os.environ, "OPENAI_API_KEY": "test", "PYTHONUNBUFFERED": "1"}
     parked = relay.stats()["parked_waits"]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "openai_agent.py"),
-            "--relay",
-            relay.url,
-            "--key",
-            agent.key,
-            "--channel",
-            channel,
-            "--model",
-            "scripted",
-            "--base-url",
-            f"{provider.url}/v1",
-            "--wait",
-            "20",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _example(relay, agent, provider, channel, tmp_path, "--wait", "20")
     try:
         eventually(lambda: relay.stats()["parked_waits"] > parked, what="the agent to park")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -294,13 +283,68 @@ def test_ctrl_c_stops_the_example_cleanly_and_it_says_so(relay: Relay) -> None:
     provider.close()
 
 
+def test_the_example_refuses_to_start_when_its_model_does_not_answer(relay: Relay, tmp_path: Path) -> None:
+    agent, watcher = relay.agent(), relay.agent()
+    channel = unique("build")
+    provider = ScriptedProvider(answer="hi")
+    provider.failures.append(401)  # a bad API key: not worth retrying
+    process = _example(relay, agent, provider, channel, tmp_path)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, out
+    assert "not starting: openai model 'scripted' does not answer: Error code: 401" in out
+    assert channel not in {c["name"] for c in watcher.get("/api/v1/channels")["channels"]}  # it never joined
+    provider.close()
+
+
+def test_a_wrong_or_unreachable_model_stops_the_runner_before_the_relay(relay: Relay) -> None:
+    agent = relay.agent()
+    provider = ScriptedProvider(answer="hi")
+    wrong = openai_brain(provider)
+    wrong.model = "gpt-nope"
+    gemini_wrong = gemini_brain(provider)
+    gemini_wrong.model = "gemini-nope"
+    with Executor(relay.url, agent.key) as executor:
+        with pytest.raises(ModelUnavailable, match="no model 'gpt-nope' here; it serves scripted"):
+            AgentRunner(executor, wrong, [unique("c")]).run()
+        with pytest.raises(ModelUnavailable, match="gemini model 'gemini-nope' does not answer: 404"):
+            AgentRunner(executor, gemini_wrong, [unique("c")]).run()
+        provider.close()
+        with pytest.raises(ModelUnavailable, match="Connection error"):
+            AgentRunner(executor, openai_brain(provider), [unique("c")]).run()
+
+
+def test_the_daily_budget_survives_a_restart(relay: Relay, tmp_path: Path, running: Callable[..., Running]) -> None:
+    asker, agent = relay.agent(), relay.agent()
+    channel = unique("build")
+    provider = ScriptedProvider(answer="one answer", tool_rounds=0)
+    first = running(agent, openai_brain(provider), channel, state_dir=tmp_path)
+    asker.post(channel, "first", expects_reply=agent.name)
+    eventually(lambda: _said(asker, channel, agent), what="the answer")
+    first.stop()
+    state = tmp_path / f"{agent.name}.json"
+    assert json.loads(state.read_text())["tokens"] == first.runner.usage.tokens == 15
+    assert state.stat().st_mode & 0o777 == 0o600
+    # Restarted with a budget that today's usage already spends: it stops at once, without a model call.
+    calls, lookups = len(provider.requests), len(provider.lookups)
+    again = running(agent, openai_brain(provider), channel, state_dir=tmp_path, guards=Guards(daily_token_budget=15))
+    eventually(lambda: not again.thread.is_alive(), what="the agent to stop")
+    assert again.reason == "budget"
+    assert len(provider.requests) == calls  # no model call: only the start-up check
+    assert provider.lookups[lookups:] == ["/v1/models/scripted"]
+    provider.close()
+
+
+def _said(asker: Agent, channel: str, agent: Agent) -> list[str]:
+    return [m["content"] for m in asker.read(channel)["messages"] if m["author"] == agent.name]
+
+
 def test_a_failing_model_gives_the_question_back_and_says_why(relay: Relay, running: Callable[..., Running]) -> None:
     """The scripted provider answers 500 to every call: the agent claims, fails, releases and explains."""
     asker, gpt, other = relay.agent(), relay.agent(), relay.agent()
     channel = unique("build")
     broken = ScriptedProvider(answer="never", tool_rounds=0)
+    running(gpt, openai_brain(broken), channel)  # it started: its model answered the start-up check
     broken.failures.extend([500] * 50)
-    running(gpt, openai_brain(broken), channel)
     question = asker.post(channel, "who can take this?", expects_reply="anyone")
 
     def explained() -> list[dict[str, Any]]:

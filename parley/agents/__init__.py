@@ -4,7 +4,7 @@ The adapters import their vendor SDK; import them from their modules (``parley.a
 ``parley.agents.gemini_brain``) so that one vendor's SDK is never needed for the other.
 """
 
-from parley.agents.brain import Brain, ProviderRetry, Turn
+from parley.agents.brain import Brain, ModelUnavailable, ProviderRetry, Turn
 from parley.agents.runner import AgentRunner, Guards
 
-__all__ = ["AgentRunner", "Brain", "Guards", "ProviderRetry", "Turn"]
+__all__ = ["AgentRunner", "Brain", "Guards", "ModelUnavailable", "ProviderRetry", "Turn"]

@@ -28,8 +28,17 @@ class Turn:
     tool_calls: list[str] = dataclasses.field(default_factory=list)
 
 
+class ModelUnavailable(Exception):
+    """The model cannot be reached or does not exist: the agent refuses to start rather than claim questions."""
+
+
 class Brain(Protocol):
     vendor: str
+    model: str
+
+    def check(self) -> None:
+        """One cheap request, retried like any other, that proves the model answers (raises what the SDK raised)."""
+        ...
 
     def turn(self, system: str, prompt: str, run_tool: ToolRunner, max_rounds: int) -> Turn:
         """Let the model work with the tools (at most ``max_rounds`` rounds of tool calls) until it answers."""

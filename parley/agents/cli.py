@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+from pathlib import Path
+from types import FrameType
 
 from parley import env
-from parley.agents.brain import Brain
+from parley.agents.brain import Brain, ModelUnavailable
 from parley.agents.runner import AgentRunner, Guards
 from parley.executors import Executor
 
@@ -24,11 +28,20 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--daily-call-budget", type=int, help="stop for the day after this many model calls")
     p.add_argument("--wait", type=int, default=25, help="seconds per long-poll (at most 50)")
     p.add_argument("--instructions", default="", help="extra instructions for the model")
+    p.add_argument("--state-dir", type=Path, default=_state_dir(), help="where today's usage is kept (%(default)s)")
     return p
 
 
+def _state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley" / "agents"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the agent as Ctrl-C does: it says goodbye in its channels
+
+
 def run(args: argparse.Namespace, brain: Brain) -> str:
-    """Run the agent until Ctrl-C, its budget or an archived channel; returns why it stopped."""
+    """Run the agent until Ctrl-C or SIGTERM, its budget or an archived channel; returns why it stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.key:
         raise SystemExit("no key: pass --key or set PARLEY_KEY")
@@ -38,10 +51,20 @@ def run(args: argparse.Namespace, brain: Brain) -> str:
         daily_token_budget=args.daily_token_budget,
         daily_call_budget=args.daily_call_budget,
     )
+    signal.signal(signal.SIGTERM, _terminate)
     with Executor(args.relay, args.key, args.name) as executor:
         runner = AgentRunner(
-            executor, brain, args.channel, guards=guards, wait_seconds=args.wait, instructions=args.instructions
+            executor,
+            brain,
+            args.channel,
+            guards=guards,
+            wait_seconds=args.wait,
+            instructions=args.instructions,
+            state_dir=args.state_dir,
         )
-        reason = runner.run()
+        try:
+            reason = runner.run()
+        except ModelUnavailable as exc:
+            raise SystemExit(f"not starting: {exc}") from exc
     print(f"stopped: {reason}")
     return reason

@@ -32,6 +32,9 @@ class GeminiBrain:
         self.retry = retry or ProviderRetry(classify_gemini)
         self.tools = [types.Tool(function_declarations=[types.FunctionDeclaration(**d) for d in load("gemini")])]
 
+    def check(self) -> None:
+        self.retry(functools.partial(self.client.models.get, model=self.model))
+
     def _config(self, system: str, last: bool) -> types.GenerateContentConfig:
         mode = types.FunctionCallingConfigMode.NONE if last else types.FunctionCallingConfigMode.AUTO
         return types.GenerateContentConfig(

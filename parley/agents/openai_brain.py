@@ -25,6 +25,17 @@ def classify_openai(exc: BaseException) -> float | None:
     return None
 
 
+def check_model(client: openai.OpenAI, model: str) -> None:
+    """The model exists on this server: ``GET /models/{model}``, or in ``GET /models`` where a compatible
+    server (vLLM, llama.cpp) only lists them."""
+    try:
+        client.models.retrieve(model)
+    except openai.NotFoundError:
+        listed = [m.id for m in client.models.list()]
+        if model not in listed:
+            raise LookupError(f"no model '{model}' here; it serves {', '.join(listed[:10]) or 'none'}") from None
+
+
 class OpenAIChatBrain:
     vendor = "openai"
 
@@ -32,6 +43,9 @@ class OpenAIChatBrain:
         self.client, self.model = client, model
         self.retry = retry or ProviderRetry(classify_openai)
         self.tools: list[Any] = load("openai-chat")
+
+    def check(self) -> None:
+        self.retry(functools.partial(check_model, self.client, self.model))
 
     def turn(self, system: str, prompt: str, run_tool: ToolRunner, max_rounds: int) -> Turn:
         messages: list[Any] = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
@@ -68,6 +82,9 @@ class OpenAIResponsesBrain:
         self.client, self.model = client, model
         self.retry = retry or ProviderRetry(classify_openai)
         self.tools: list[Any] = load("openai-responses")
+
+    def check(self) -> None:
+        self.retry(functools.partial(check_model, self.client, self.model))
 
     def turn(self, system: str, prompt: str, run_tool: ToolRunner, max_rounds: int) -> Turn:
         items: list[Any] = [{"role": "user", "content": prompt}]

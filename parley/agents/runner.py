@@ -5,8 +5,9 @@ Meant for it: a DM to it, an ``@mention`` of it, ``expects_reply`` naming it, or
 A turn is the vendor's tool loop (see ``brain.py``); the answer is posted as a reply in the thread.
 
 Guards a user can see and set (``Guards``): tool rounds per turn, replies per minute, a daily token or
-call budget. The runner stops cleanly on ``stop()`` or Ctrl-C and when its budget is spent (saying so
-in its channels), and when its channel is archived.
+call budget (kept in a state file, so a restart does not reset it). The runner refuses to start when its
+model does not answer, stops cleanly on ``stop()``, Ctrl-C or SIGTERM and when its budget is spent
+(saying so in its channels), and when its channel is archived.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from parley.agents.brain import Brain, Turn
+from parley.agents.brain import Brain, ModelUnavailable, Turn
 from parley.boundary import wrap
 from parley.executors import Executor
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
@@ -61,6 +65,7 @@ class AgentRunner:
         guards: Guards | None = None,
         wait_seconds: int = DEFAULT_MAX_WAIT_SECONDS,
         instructions: str = "",
+        state_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.timezone.utc).date(),
     ) -> None:
@@ -70,6 +75,7 @@ class AgentRunner:
         self.guards = guards or Guards()
         self.wait_seconds = wait_seconds
         self.instructions = f" {instructions}" if instructions else ""
+        self.state_dir = state_dir
         self.clock = clock
         self.today = today
         self.name = ""
@@ -87,10 +93,16 @@ class AgentRunner:
         self._stop.set()
 
     def run(self) -> str:
-        """Loop until stopped; returns why it stopped: 'stopped', 'interrupted', 'budget' or 'archived'."""
+        """Loop until stopped; returns why it stopped: 'stopped', 'interrupted', 'budget' or 'archived'.
+        Raises ModelUnavailable, before touching the relay, when the model does not answer."""
+        try:
+            self.brain.check()
+        except Exception as exc:
+            raise ModelUnavailable(f"{self.brain.vendor} model '{self.brain.model}' does not answer: {exc}") from exc
         board = self._call("check_board")
         self.name = board["agent"]
         self.cursor = board["cursor"]
+        self._load_usage()
         for channel in self.channels:
             self._call("join_channel", channel=channel)  # its events reach us (created if missing)
         log.info("%s is listening in %s", self.name, ", ".join(self.channels))
@@ -196,6 +208,36 @@ class AgentRunner:
         self._roll_day()
         self.usage.tokens += turn.tokens
         self.usage.calls += turn.calls
+        self._save_usage()
+
+    @property
+    def state_file(self) -> Path | None:
+        """Today's usage, per agent name, so that a restart does not reset the daily budget."""
+        return self.state_dir / f"{self.name}.json" if self.state_dir and self.name else None
+
+    def _load_usage(self) -> None:
+        if self.state_file is None:
+            return
+        try:
+            saved = json.loads(self.state_file.read_text())
+            usage = Usage(datetime.date.fromisoformat(saved["day"]), int(saved["tokens"]), int(saved["calls"]))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", self.state_file, exc)
+            return
+        if usage.day == self.today():
+            self.usage = usage
+
+    def _save_usage(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = self.state_file.with_suffix(".tmp")
+        saved = {"day": self.usage.day.isoformat(), "tokens": self.usage.tokens, "calls": self.usage.calls}
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump(saved, out)
+        os.replace(temporary, self.state_file)
 
     def _roll_day(self) -> None:
         if self.today() != self.usage.day:
