@@ -49,8 +49,15 @@ def test_every_tool_has_an_example_that_fits_every_export_and_works_live(scene: 
     relay, bob = scene["relay"], scene["bob"]
     reply = [m for m in bob.read(scene["channel"])["messages"] if m["content"] == "On it."][0]
     assert reply["parent_message_id"] == scene["answered"] and reply["author"] == scene["alice"].name
-    assert bob.get("/api/v1/dm", agent=scene["alice"].name)["messages"][-1]["content"] == "Reviewing now."
     assert relay is not None
+    # check_mentions marked what it showed read.
+    assert scene["alice"].get("/api/v1/mentions")["mentions"] == []
+    # A DM is a send_message to '@name': only the two read it, and it expects the other's reply.
+    dm = scene["executor"].execute_json("send_message", {"channel": f"@{bob.name}", "content": "Reviewing now."})
+    assert dm.ok and dm.data["message"]["expects_reply"] == bob.name
+    assert bob.get("/api/v1/dm", agent=scene["alice"].name)["messages"][-1]["content"] == "Reviewing now."
+    read = scene["executor"].execute_json("read_messages", {"channel": f"@{bob.name}"})
+    assert [m["content"] for m in read.data["messages"]] == ["Reviewing now."]
 
 
 def test_results_with_other_agents_words_are_wrapped(scene: dict[str, Any]) -> None:
@@ -75,11 +82,14 @@ def test_results_with_other_agents_words_are_wrapped(scene: dict[str, Any]) -> N
         ("send_message", {"channel": "x", "content": "y", "colour": "red"}, "unknown argument 'colour'"),
         ("read_messages", {"channel": "x", "limit": "ten"}, "'limit' must be an integer"),
         ("read_messages", {"channel": "x", "limit": 1000}, "'limit' must be at most 200"),
-        ("list_channels", {"type": "secret"}, "must be one of project, technology, global"),
-        ("mark_mentions_read", {"mention_ids": ["a"]}, "every item of 'mention_ids' must be an integer"),
+        (
+            "upload_file",
+            {"channel": "x", "filename": "a", "content": "b", "encoding": "utf-16"},
+            "one of utf-8, base64",
+        ),
         ("read_messages", {"channel": "no-such-channel-here"}, "channel_not_found"),
         ("claim_question", {"message_id": 999999999}, "message_not_found"),
-        ("send_dm", {"to": "nobody-at-all", "content": "hi"}, "agent_not_found"),
+        ("send_message", {"channel": "@nobody-at-all", "content": "hi"}, "agent_not_found"),
     ],
 )
 def test_mistakes_come_back_as_errors_the_model_can_act_on(

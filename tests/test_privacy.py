@@ -169,3 +169,18 @@ def test_nobody_can_take_another_agents_private_channel_name(relay: Relay) -> No
     assert_error(create(eve, f"dm:{eve.name}+{alice.name}"), 422, "invalid_name")
     for bad in (f"{alice.name}~", f"~{team}", f"{alice.name}~a~b"):
         assert_error(create(eve, bad, private=True), 422, "invalid_name")
+
+
+def test_at_name_is_always_the_callers_own_dm(relay: Relay) -> None:
+    alice, bob, eve = relay.agent(), relay.agent(), relay.agent()
+    sent = data(alice.http.post("/api/v1/messages", json={"channel": f"@{bob.name}", "content": "secret between us"}))
+    assert sent["message"]["channel"].startswith("dm:") and sent["message"]["expects_reply"] == bob.name
+    assert [m["content"] for m in bob.read(f"@{alice.name}")["messages"]] == ["secret between us"]
+    # Eve's '@bob' is her own conversation with bob (none yet), never theirs.
+    assert_error(eve.http.get("/api/v1/messages", params={"channel": f"@{bob.name}"}), 404, "channel_not_found")
+    assert_error(eve.http.post(f"/api/v1/channels/@{bob.name}/join"), 404, "channel_not_found")
+    assert "secret between us" not in _everything_visible_to(eve, f"@{alice.name}")
+    # '@name' never becomes a channel of its own, and a DM cannot be left.
+    assert_error(eve.http.post("/api/v1/channels", json={"name": f"@{bob.name}"}), 422, "invalid_name")
+    assert_error(alice.http.post(f"/api/v1/channels/@{bob.name}/leave"), 403, "dm_members_fixed")
+    assert_error(alice.http.post("/api/v1/messages", json={"channel": "@", "content": "x"}), 422, "invalid_name")

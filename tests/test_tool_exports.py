@@ -167,4 +167,4 @@ def test_strict_checker_flags_bad_names_and_missing_strict() -> None:
 def test_export_sizes_stay_small() -> None:
     """Models pay for every token of tool definitions; a budget keeps descriptions tight."""
     for name in FORMATS:
-        assert len(json.dumps(export(name), separators=(",", ":"))) < 9_000, name
+        assert len(json.dumps(export(name), separators=(",", ":"))) < 6_000, name

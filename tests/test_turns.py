@@ -181,3 +181,18 @@ def test_handing_a_question_back_explains_in_its_thread_and_leaves_it_open(relay
     assert handed["released"] is False and handed["note"]["parent_message_id"] == named
     assert named in [q["id"] for q in first.get("/api/v1/board")["open_questions"]]
     assert_error(first.http.post(f"/api/v1/messages/{named}/release", json={"reason": "  "}), 422, "content_required")
+
+
+def test_mentions_can_be_marked_read_as_they_are_shown(relay: Relay) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    bob.post(channel, "hello")
+    alice.read(channel)
+    for n in range(2):
+        bob.post(channel, f"@{alice.name} look {n}")
+    shown = alice.get("/api/v1/mentions", mark_read="true")
+    assert [m["content"] for m in shown["mentions"]] == [f"@{alice.name} look 1", f"@{alice.name} look 0"]
+    assert shown["marked_read"] == 2
+    assert alice.get("/api/v1/mentions")["mentions"] == []
+    assert len(alice.get("/api/v1/mentions", unread="false")["mentions"]) == 2
+    assert alice.get("/api/v1/mentions", mark_read="true")["marked_read"] == 0

@@ -317,12 +317,17 @@ async def read_dm(
 
 
 @router.get("/mentions")
-async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20) -> JSONResponse:
-    """Messages that @mention you (?unread=false for all)."""
+async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20, mark_read: bool = False) -> JSONResponse:
+    """Messages that @mention you (?unread=false for all); ?mark_read=true marks the returned ones read."""
     found = await agent.relay.store.read(
         sql.mentions, agent.caller, unread_only=unread.lower() != "false", limit=min(limit, limits.MAX_LIST_LIMIT)
     )
-    return ok({"mentions": [mention.to_dict() for mention in found]}, budget=agent.budget)
+    data: dict[str, Any] = {"mentions": [mention.to_dict() for mention in found]}
+    if mark_read:
+        unread_ids = [mention.id for mention in found if not mention.read]
+        marked = await agent.relay.store.write(sql.mark_mentions_read, agent.caller, unread_ids) if unread_ids else 0
+        data["marked_read"] = marked
+    return ok(data, budget=agent.budget)
 
 
 @router.post("/mentions")

@@ -9,6 +9,8 @@ import unicodedata
 from parley.limits import DM_PREFIX, PRIVATE_SEPARATOR, is_valid_name
 
 CHANNEL_TYPES = ("project", "technology", "global", "dm")
+#: In a channel parameter, ``@bob`` names the caller's direct-message conversation with bob.
+DM_WITH = "@"
 
 # "@name" not preceded by a word character, dot, @ or hyphen, so "bob@example.com" is no mention.
 _MENTION_RE = re.compile(r"(?<![\w.@-])@([a-z0-9][a-z0-9-]{1,99})(?![a-z0-9-])", re.IGNORECASE)
@@ -21,11 +23,18 @@ _CONTENT_TYPE_RE = re.compile(rf"{_TOKEN}/{_TOKEN}")
 
 
 def is_channel_name(name: str) -> bool:
-    """A public name, a private ``owner~name`` or a DM's ``dm:a+b``."""
+    """A public name, a private ``owner~name``, a DM's ``dm:a+b``, or ``@agent`` (the DM with that agent)."""
+    if name.startswith(DM_WITH):
+        return is_valid_name(name.removeprefix(DM_WITH))
     if name.startswith(DM_PREFIX):
         return all(map(is_valid_name, dm_members(name)))
     owner, separator, own_name = name.partition(PRIVATE_SEPARATOR)
     return is_valid_name(owner) and (not separator or is_valid_name(own_name))
+
+
+def resolve_channel(caller: str, name: str) -> str:
+    """``@bob`` is the caller's DM with bob; every other name is itself."""
+    return dm_channel_name(caller, name.removeprefix(DM_WITH)) if name.startswith(DM_WITH) else name
 
 
 def channel_owner(name: str) -> str | None:

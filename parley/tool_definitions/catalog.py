@@ -6,58 +6,42 @@ from __future__ import annotations
 from parley import limits
 from parley.tool_definitions.spec import PREFIX, Param, Tool
 
-_CHANNEL = Param("channel", "string", "Channel name, e.g. 'build'.", required=True)
-_CONTENT = Param(
-    "content",
-    "string",
-    "Message text (markdown). Mention agents with @name.",
-    required=True,
-    max_length=limits.MAX_CONTENT_CHARS,
-)
-_REPLY_TO = Param(
-    "reply_to", "integer", "Id of the message you answer; keeps the thread together.", relay_name="parent_message_id"
-)
-_EXPECTS_REPLY = Param(
-    "expects_reply",
-    "string",
-    "Who should answer: 'none', 'anyone' (an open question; others claim it first) or an agent's name.",
-)
-_LIMIT = Param("limit", "integer", "How many to return.", minimum=1, maximum=limits.MAX_LIST_LIMIT)
-_SINCE = Param("since", "integer", "Cursor from your last read: only newer messages.")
-_QUESTION = Param("message_id", "integer", "The question's message id.", required=True)
+_CHANNEL = Param("channel", "string", "Channel, or @agent for your DM.", required=True)
+_CONTENT = Param("content", "string", "Markdown; @name mentions.", required=True, max_length=limits.MAX_CONTENT_CHARS)
+_REPLY_TO = Param("reply_to", "integer", "Id of the message you answer.", relay_name="parent_message_id")
+_EXPECTS_REPLY = Param("expects_reply", "string", "Who must answer: 'none', 'anyone' (claim it first) or an agent.")
+_LIMIT = Param("limit", "integer", "Max results.", minimum=1, maximum=limits.MAX_LIST_LIMIT)
+_ONLY = Param("channel", "string", "Only this channel.")
+_QUESTION = Param("message_id", "integer", "The question's id.", required=True)
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "check_board",
-        "Start here. Your channels with unread counts and latest message, open questions addressed to you, "
-        "and unread mentions. Returns a cursor for wait_for_messages.",
+        "Start here: your channels (unread counts), open questions for you, unread mentions, a cursor.",
         "GET",
         "/api/v1/board",
     ),
     Tool(
         "list_channels",
-        "Channels you can see, with descriptions and whether you are a member.",
+        "Channels you can see, and whether you are in them.",
         "GET",
         "/api/v1/channels",
-        (Param("type", "string", "Only channels of this type.", enum=("project", "technology", "global")),),
     ),
     Tool(
         "read_messages",
-        "Read a channel, oldest first. Without since/before: the latest messages. Returns a cursor; "
-        "pass it as since next time to miss nothing.",
+        "Read a channel, oldest first (the latest without since/before). Pass the cursor back as since.",
         "GET",
         "/api/v1/messages",
         (
             _CHANNEL,
-            _SINCE,
-            Param("before", "integer", "Only messages older than this id (page back)."),
+            Param("since", "integer", "Only newer than this cursor."),
+            Param("before", "integer", "Only older than this id."),
             _LIMIT,
         ),
     ),
     Tool(
         "send_message",
-        "Post to a channel (created on first post). Set expects_reply when you need an answer; "
-        "reply_to to answer in a thread.",
+        "Post in a channel (created if new), or DM with channel '@name'. reply_to answers in a thread.",
         "POST",
         "/api/v1/messages",
         (_CHANNEL, _CONTENT, _REPLY_TO, _EXPECTS_REPLY),
@@ -65,32 +49,18 @@ TOOLS: tuple[Tool, ...] = (
         idempotent=True,
     ),
     Tool(
-        "send_dm",
-        "Send a direct message only you and one agent can read. It expects a reply from them by default.",
-        "POST",
-        "/api/v1/dm",
-        (
-            Param("to", "string", "The agent's name.", required=True, relay_name="target_agent"),
-            _CONTENT,
-            _REPLY_TO,
-            _EXPECTS_REPLY,
-        ),
-        untrusted=False,
-        idempotent=True,
-    ),
-    Tool(
         "wait_for_messages",
-        f"Wait until something new arrives for you (your channels, DMs, mentions; or one channel), at most "
-        f"{limits.HARD_MAX_WAIT_SECONDS} s. Returns the messages and a cursor: pass it as since next time.",
+        f"Wait up to {limits.HARD_MAX_WAIT_SECONDS} s for what is new for you (channels, DMs, mentions). "
+        "Pass the cursor back as since.",
         "GET",
         "/api/v1/events",
         (
-            Param("since", "integer", "Cursor from your last read or wait. Omit to wait for new messages only."),
-            Param("channel", "string", "Only this channel."),
+            Param("since", "integer", "Cursor from your last read; omit for new ones only."),
+            _ONLY,
             Param(
                 "timeout_seconds",
                 "integer",
-                f"How long to wait (default {limits.DEFAULT_MAX_WAIT_SECONDS}).",
+                f"Default {limits.DEFAULT_MAX_WAIT_SECONDS}.",
                 minimum=0,
                 maximum=limits.HARD_MAX_WAIT_SECONDS,
                 relay_name="wait",
@@ -101,8 +71,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "claim_question",
-        "Claim an open question before you answer it. Only one agent wins; if you lose, leave it to the "
-        "holder. Then answer with send_message(reply_to=message_id).",
+        "Claim an open question before answering; only one agent wins.",
         "POST",
         "/api/v1/messages/{message_id}/claim",
         (_QUESTION,),
@@ -110,95 +79,60 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "release_claim",
-        "Give back a question you claimed or cannot answer, so another agent can take it; "
-        "the reason is posted in its thread.",
+        "Hand back a question you cannot answer; the reason goes in its thread.",
         "POST",
         "/api/v1/messages/{message_id}/release",
-        (_QUESTION, Param("reason", "string", "Why, for the others.", max_length=limits.MAX_CONTENT_CHARS)),
+        (_QUESTION, Param("reason", "string", "Why.")),
         untrusted=False,
     ),
     Tool(
         "search_messages",
-        "Full-text search over what you can see, best matches first, with snippets. "
-        'Supports "exact phrases", OR and -exclusions.',
+        'Full-text search, best first: words, "phrases", OR, -exclusions.',
         "GET",
         "/api/v1/search",
         (
             Param(
-                "query",
-                "string",
-                "What to look for.",
-                required=True,
-                max_length=limits.MAX_SEARCH_CHARS,
-                relay_name="q",
+                "query", "string", "What to find.", required=True, max_length=limits.MAX_SEARCH_CHARS, relay_name="q"
             ),
-            Param("channel", "string", "Only this channel."),
-            _LIMIT,
+            _ONLY,
         ),
     ),
     Tool(
         "check_mentions",
-        "Messages that @mention you, newest first, with mention ids for mark_mentions_read.",
+        "Unread @mentions of you, newest first; marks them read.",
         "GET",
         "/api/v1/mentions",
-        (
-            Param("unread_only", "boolean", "Only unread ones (default true).", relay_name="unread"),
-            _LIMIT,
-        ),
-    ),
-    Tool(
-        "mark_mentions_read",
-        "Mark mentions read so they stop showing as unread. Returns how many were marked.",
-        "POST",
-        "/api/v1/mentions",
-        (
-            Param(
-                "mention_ids",
-                "array",
-                "Mention ids from check_mentions.",
-                required=True,
-                items="integer",
-                min_items=1,
-                max_items=limits.MAX_MENTION_IDS,
-            ),
-        ),
-        untrusted=False,
+        (),
+        constants=(("mark_read", "true"),),
     ),
     Tool(
         "list_agents",
-        "Who is here: agents (or a channel's members), when each was last seen, and who is online.",
+        "Agents (or a channel's members): last seen, online.",
         "GET",
         "/api/v1/agents",
-        (Param("channel", "string", "Only this channel's members."),),
+        (_ONLY,),
     ),
     Tool(
-        "create_channel",
-        "Create a channel; you join it. Private channels are visible to members only.",
+        "join_channel",
+        "Join a channel (created if new): its messages then reach you. You start in 'general'.",
         "POST",
         "/api/v1/channels",
         (
             Param(
-                "name",
+                "channel",
                 "string",
-                "Lowercase letters, digits and hyphens; project-* and tech-* set the type.",
+                "Name; project-* or tech-* sets its type.",
                 required=True,
+                relay_name="name",
             ),
-            Param("description", "string", "What the channel is for.", max_length=limits.MAX_DESCRIPTION_CHARS),
-            Param("private", "boolean", "Members only; named '<you>~<name>' (default false)."),
+            Param("description", "string", "What it is for.", max_length=limits.MAX_DESCRIPTION_CHARS),
+            Param("private", "boolean", "Members only; named '<you>~<name>'."),
         ),
         untrusted=False,
     ),
     Tool(
-        "join_channel",
-        "Join a channel (created if missing) so that wait_for_messages delivers it; you start in 'general'.",
-        "POST",
-        "/api/v1/channels/{channel}/join",
-        (_CHANNEL,),
-        untrusted=False,
-    ),
-    Tool(
         "leave_channel",
-        "Leave a channel: its messages stop arriving (mentions of you still do).",
+        "Stop receiving a channel (mentions still arrive).",
         "POST",
         "/api/v1/channels/{channel}/leave",
         (_CHANNEL,),
@@ -206,31 +140,25 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "upload_file",
-        "Share a file (at most 10 MB) in a channel; it is announced with a message.",
+        "Share a file (max 10 MB) in a channel, announced by a message.",
         "POST",
         "/api/v1/files",
         (
             _CHANNEL,
-            Param(
-                "filename",
-                "string",
-                "File name, e.g. 'report.md'.",
-                required=True,
-                max_length=limits.MAX_FILENAME_CHARS,
-            ),
-            Param("content", "string", "The file's text, or base64 bytes with encoding 'base64'.", required=True),
-            Param("encoding", "string", "How content is encoded (default utf-8).", enum=("utf-8", "base64")),
-            Param("message", "string", "Announcement text.", max_length=limits.MAX_CONTENT_CHARS),
+            Param("filename", "string", "E.g. 'report.md'.", required=True, max_length=limits.MAX_FILENAME_CHARS),
+            Param("content", "string", "Text, or base64 bytes.", required=True),
+            Param("encoding", "string", "Default utf-8.", enum=("utf-8", "base64")),
+            Param("message", "string", "Announcement."),
         ),
         untrusted=False,
         retry_safe=False,
     ),
     Tool(
         "download_file",
-        "Fetch a shared file by id (from a message's metadata). Text comes back as text, other bytes as base64.",
+        "Get a shared file by id (from message metadata).",
         "GET",
         "/api/v1/files/{file_id}",
-        (Param("file_id", "string", "The file's id.", required=True),),
+        (Param("file_id", "string", "File id.", required=True),),
         returns_file=True,
     ),
 )

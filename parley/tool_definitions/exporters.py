@@ -129,7 +129,7 @@ def mcp(tools: Iterable[Tool]) -> list[dict[str, Any]]:
             "name": t.name,
             "description": t.description,
             "inputSchema": json_schema(t),
-            "annotations": {"readOnlyHint": t.read_only, "openWorldHint": False},
+            "annotations": {"readOnlyHint": t.read_only},
         }
         for t in tools
     ]

@@ -72,6 +72,8 @@ class Tool:
     wait_param: str | None = None
     #: The relay answers with file bytes rather than JSON.
     returns_file: bool = False
+    #: Sent with every call, never chosen by the model (``mark_read=true`` for check_mentions).
+    constants: tuple[tuple[str, str], ...] = ()
 
     @property
     def exported_name(self) -> str:
@@ -147,6 +149,7 @@ def build_request(tool: Tool, arguments: Mapping[str, Any]) -> Request:
     remaining = dict(arguments)
     path = _PATH_PARAM_RE.sub(lambda m: quote(str(remaining.pop(m.group(1))), safe=""), tool.path)
     wire = {tool.param(k).wire_name: v for k, v in remaining.items()}  # type: ignore[union-attr]
+    wire.update(tool.constants)
     if tool.method == "GET":
         query = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in wire.items()}
         return Request(tool.method, path, query, None)

@@ -189,7 +189,9 @@ def _no_channel(name: str) -> NotFound:
 
 
 async def channel(tx: Tx, caller: Caller, name: str) -> Channel:
-    """The channel ``name`` if the caller may see it; a private channel it may not see does not exist."""
+    """The channel ``name`` (``@bob``: the DM with bob) if the caller may see it; a private channel it may not
+    see does not exist."""
+    name = rules.resolve_channel(caller.name, name)
     access.check_scope(caller, name)
     found = await _lookup(tx, caller, name)
     if found is None or not _may_see(caller, found):
@@ -218,8 +220,9 @@ async def create_channel(tx: Tx, caller: Caller, name: str, description: str, pr
 
     A private channel lives in its creator's namespace ('planning' becomes 'alice~planning'), so no
     agent can take, or wait in, another's private channel; a public name never holds a '~'."""
+    name = rules.resolve_channel(caller.name, name)
     if rules.channel_type(name) == "dm":
-        raise Unprocessable("a direct-message conversation opens with its first send_dm", code="invalid_name")
+        raise Unprocessable("a direct-message conversation opens with its first message", code="invalid_name")
     owner = rules.channel_owner(name)
     if private or owner is not None:
         if owner not in (None, caller.name):
@@ -449,6 +452,7 @@ async def _channel_for_post(tx: Tx, caller: Caller, name: str, now: float) -> Ch
     """The channel to post into, created on first post; the poster joins it.
 
     The hot path (a member posting to a public channel) is one query."""
+    name = rules.resolve_channel(caller.name, name)
     access.check_scope(caller, name)
     found = await _lookup(tx, caller, name)
     if found is None and is_valid_name(name):  # only a public name is created by posting or joining
@@ -569,7 +573,10 @@ async def _replay(tx: Tx, caller: Caller, channel: str, draft: Draft) -> Posted 
 
 
 async def post(tx: Tx, caller: Caller, channel: str, draft: Draft) -> Posted:
-    """Post to a channel (created on first post, public); a retried ``client_msg_id`` stores nothing."""
+    """Post to a channel (created on first post, public; ``@bob`` is a DM to bob); a retried ``client_msg_id``
+    stores nothing."""
+    if channel.startswith(rules.DM_WITH):
+        return await post_dm(tx, caller, channel.removeprefix(rules.DM_WITH), draft)
     replay = await _replay(tx, caller, channel, draft)
     if replay is not None:
         return replay
