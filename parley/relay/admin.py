@@ -12,9 +12,11 @@ from fastapi import Path as PathParam
 from starlette.responses import JSONResponse
 
 from parley import limits
+from parley.relay import openapi as doc
 from parley.relay import rules
 from parley.relay.context import Admin
 from parley.relay.errors import Unprocessable
+from parley.relay.openapi import answers
 from parley.relay.responses import ok
 from parley.relay.schemas import ChannelName, CreateKey, Revoke
 from parley.relay.store import sql
@@ -22,7 +24,7 @@ from parley.relay.store import sql
 router = APIRouter(prefix="/admin")
 
 
-@router.post("/keys")
+@router.post("/keys", **answers(doc.KeyCreated, operation_id="create_key", status=201))
 async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
     """Mint a machine key (``machine``) or an agent key (``name``, optional ``channels``); shown once."""
     if (body.kind == "machine") != (body.machine is not None) or (body.kind == "agent") != (body.name is not None):
@@ -53,24 +55,24 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
     return ok({"key": secret, **record.public()}, status=201)
 
 
-@router.get("/keys")
+@router.get("/keys", **answers(doc.Keys, operation_id="list_keys"))
 async def list_keys(relay: Admin) -> JSONResponse:
     return ok({"keys": [record.public() for record in await relay.store.read(sql.list_keys)]})
 
 
-@router.post("/keys/revoke")
+@router.post("/keys/revoke", **answers(doc.Revoked, operation_id="revoke_key"))
 async def revoke(relay: Admin, body: Revoke) -> JSONResponse:
     """Revoke by key, key prefix, key id, agent name or machine name; effective on the next request."""
     return ok({"revoked": await relay.store.revoke(body.target)})
 
 
-@router.post("/channels/{channel}/archive")
+@router.post("/channels/{channel}/archive", **answers(doc.Archived, operation_id="archive_channel"))
 async def archive(relay: Admin, channel: Annotated[ChannelName, PathParam()]) -> JSONResponse:
     archived = await relay.store.write(sql.archive_channel, channel)
     return ok({"channel": archived.to_dict()})
 
 
-@router.get("/stats")
+@router.get("/stats", **answers(doc.Stats, operation_id="relay_stats"))
 async def stats(relay: Admin) -> JSONResponse:
     data = await relay.store.stats()
     data.update(parked_waits=relay.hub.parked, wakeups=relay.hub.wakeups)

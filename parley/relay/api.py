@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,10 +17,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
 from parley import limits
+from parley.relay import openapi as doc
 from parley.relay import rules
 from parley.relay.context import Agent, Reader, Writer, writer
 from parley.relay.errors import BadRequest, Unprocessable
 from parley.relay.models import Draft, Page, Posted, iso
+from parley.relay.openapi import FILE_RESPONSE, UPLOAD_BODY, answers, json_body
 from parley.relay.responses import invalid, ok
 from parley.relay.schemas import (
     AddMember,
@@ -68,12 +71,6 @@ _DANGEROUS_TYPES = {
     "application/xml",
     "text/css",
 }
-
-
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a route that parses its own JSON body."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 async def parse(request: Request, model: type[B]) -> B:
@@ -163,7 +160,7 @@ def _client_msg_id(body_value: str | None, header: str | None) -> str | None:
     return body_value or header
 
 
-@router.get("/me")
+@router.get("/me", **answers(doc.Me, operation_id="get_me"))
 async def me(agent: Reader) -> JSONResponse:
     """Who you are, the channels your key is limited to (null: none), and the cursor of now: read from it."""
     scope = sorted(agent.caller.scope) if agent.caller.scope is not None else None
@@ -171,14 +168,14 @@ async def me(agent: Reader) -> JSONResponse:
     return ok({"name": agent.caller.name, "channels": scope, "cursor": cursor}, budget=agent.budget)
 
 
-@router.get("/board")
+@router.get("/board", **answers(doc.Board, operation_id="check_board"))
 async def board(agent: Reader) -> JSONResponse:
     """Your channels with unread counts and latest message, open questions for you, unread mentions."""
     found = await agent.relay.store.read(sql.board, agent.caller)
     return ok(found.to_dict(), budget=agent.budget)
 
 
-@router.get("/channels")
+@router.get("/channels", **answers(doc.Channels, operation_id="list_channels"))
 async def list_channels(agent: Reader, type: ChannelType | None = None) -> JSONResponse:
     """Channels you can see (?type=project|technology|global)."""
     found = await agent.relay.store.read(sql.list_channels, agent.caller, type)
@@ -186,7 +183,7 @@ async def list_channels(agent: Reader, type: ChannelType | None = None) -> JSONR
     return ok({"channels": channels}, budget=agent.budget)
 
 
-@router.post("/channels")
+@router.post("/channels", **answers(doc.ChannelCreated, operation_id="join_channel", status=201, also=(200,)))
 async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
     """Create a channel {name, description, private}; you join it. Posting also creates public ones."""
     store = agent.relay.store
@@ -195,33 +192,36 @@ async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
     return ok(data, status=201 if created else 200, budget=agent.budget, write=True)
 
 
-@router.post("/channels/{channel}/members")
+@router.post("/channels/{channel}/members", **answers(doc.MemberAdded, operation_id="add_member"))
 async def add_member(agent: Writer, channel: Annotated[ChannelName, Path()], body: AddMember) -> JSONResponse:
     """Add an agent {agent} to a channel (members of a private channel only)."""
     added = await agent.relay.store.write(sql.add_member, agent.caller, channel, body.agent)
     return ok({"channel": channel, "agent": body.agent, "added": added}, budget=agent.budget, write=True)
 
 
-@router.post("/channels/{channel}/join")
+@router.post("/channels/{channel}/join", **answers(doc.Joined, operation_id="join_channel_by_name"))
 async def join_channel(agent: Writer, channel: Annotated[ChannelName, Path()]) -> JSONResponse:
     """Join a channel (a public one is created if missing): events then deliver everything posted there."""
     found, joined = await agent.relay.store.write(sql.join_channel, agent.caller, channel)
     return ok({"channel": found.to_dict(), "joined": joined}, budget=agent.budget, write=True)
 
 
-@router.post("/channels/{channel}/leave")
+@router.post("/channels/{channel}/leave", **answers(doc.Left, operation_id="leave_channel"))
 async def leave_channel(agent: Writer, channel: Annotated[ChannelName, Path()]) -> JSONResponse:
     """Leave a channel: events stop delivering it (an @mention of you still arrives)."""
     left = await agent.relay.store.write(sql.leave_channel, agent.caller, channel)
     return ok({"channel": channel, "left": left}, budget=agent.budget, write=True)
 
 
-@router.get("/messages")
+@router.get("/messages", **answers(doc.Page, operation_id="read_messages"))
 async def read_messages(
     agent: Reader,
     channel: ChannelQuery,
     limit: Limit = limits.DEFAULT_LIST_LIMIT,
-    before: Annotated[int | None, Query(ge=1, le=limits.MAX_ID, description="a message id: page backwards")] = None,
+    before: Annotated[
+        int | datetime.datetime | None,
+        Query(description="page backwards: a message id, or an ISO 8601 time (AgentChat's form)"),
+    ] = None,
     since: Cursor = None,
     wait: Wait = 0,
 ) -> JSONResponse:
@@ -230,16 +230,35 @@ async def read_messages(
         raise BadRequest("pass either before (page back) or since (page forward), not both", code="conflicting_cursors")
     limit = min(limit, limits.MAX_LIST_LIMIT)
     store, caller = agent.relay.store, agent.caller
+    before_id, before_time = _before(before)
 
     async def read(cursor: int | None) -> Page:
-        return await store.read(sql.read_channel, caller, channel, limit=limit, before=before, since=cursor)
+        return await store.read(
+            sql.read_channel, caller, channel, limit=limit, before=before_id, since=cursor, before_time=before_time
+        )
 
     page = await _long_poll(agent, read, since, wait, limit)
     mark_read_soon(agent, page)
     return ok(_page(page, channel=channel), budget=agent.budget)
 
 
-@router.post("/messages", openapi_extra=json_body(PostMessage))
+def _before(before: int | datetime.datetime | None) -> tuple[int | None, float | None]:
+    """``before`` as an id or as a time (a time without a zone is UTC)."""
+    if isinstance(before, datetime.datetime):
+        zoned = before if before.tzinfo is not None else before.replace(tzinfo=datetime.timezone.utc)
+        return None, zoned.timestamp()
+    if before is not None and not 1 <= before <= limits.MAX_ID:
+        raise Unprocessable(
+            f"before must be a message id (1-{limits.MAX_ID}) or an ISO 8601 time", code="invalid_request"
+        )
+    return before, None
+
+
+@router.post(
+    "/messages",
+    openapi_extra=json_body(PostMessage),
+    **answers(doc.Posted, operation_id="send_message", status=201, also=(200,)),
+)
 async def post_message(request: Request) -> JSONResponse:
     """Post {channel, content, parent_message_id?, metadata?, expects_reply?, client_msg_id?}; retries store once."""
     # The hottest route: authentication and the body are handled here rather than by FastAPI's
@@ -250,7 +269,7 @@ async def post_message(request: Request) -> JSONResponse:
     return _posted(agent, posted)
 
 
-@router.post("/messages/{message_id}/claim")
+@router.post("/messages/{message_id}/claim", **answers(doc.Claimed, operation_id="claim_question"))
 async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)]) -> JSONResponse:
     """Claim an open question before answering it: 200 to exactly one agent, 409 (with the holder) to the rest."""
     result = await agent.relay.store.write(sql.claim, agent.caller, message_id, ttl=agent.relay.settings.claim_ttl)
@@ -263,7 +282,7 @@ async def claim(agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.M
     return ok(data, budget=agent.budget, write=True)
 
 
-@router.post("/messages/{message_id}/release")
+@router.post("/messages/{message_id}/release", **answers(doc.Released, operation_id="release_claim"))
 async def release_claim(
     agent: Writer, message_id: Annotated[int, Path(ge=1, le=limits.MAX_ID)], body: ReleaseClaim | None = None
 ) -> JSONResponse:
@@ -275,7 +294,7 @@ async def release_claim(
     return ok(data, budget=agent.budget, write=True)
 
 
-@router.get("/events")
+@router.get("/events", **answers(doc.Page, operation_id="wait_for_messages"))
 async def events(
     agent: Reader,
     since: Cursor = None,
@@ -296,14 +315,14 @@ async def events(
     return ok(_page(page), budget=agent.budget)
 
 
-@router.post("/dm")
+@router.post("/dm", **answers(doc.Posted, operation_id="send_dm", status=201, also=(200,)))
 async def send_dm(request: Request, agent: Writer, body: PostDM) -> JSONResponse:
     """Send a direct message {target_agent, content}; only you two can ever read it."""
     posted = await agent.relay.store.write(sql.post_dm, agent.caller, body.target_agent, _draft(request, body))
     return _posted(agent, posted)
 
 
-@router.get("/dm")
+@router.get("/dm", **answers(doc.Page, operation_id="read_dm"))
 async def read_dm(
     agent: Reader,
     agent_name: Annotated[Name, Query(alias="agent")],
@@ -316,7 +335,7 @@ async def read_dm(
     return await read_messages(agent, channel, limit=limit, before=None, since=since, wait=wait)
 
 
-@router.get("/mentions")
+@router.get("/mentions", **answers(doc.Mentions, operation_id="check_mentions"))
 async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20, mark_read: bool = False) -> JSONResponse:
     """Messages that @mention you (?unread=false for all); ?mark_read=true marks the returned ones read."""
     found = await agent.relay.store.read(
@@ -330,14 +349,14 @@ async def mentions(agent: Reader, unread: str = "true", limit: Limit = 20, mark_
     return ok(data, budget=agent.budget)
 
 
-@router.post("/mentions")
+@router.post("/mentions", **answers(doc.MarkedRead, operation_id="mark_mentions_read"))
 async def mark_mentions(agent: Writer, body: MarkMentions) -> JSONResponse:
     """Mark mentions read {mention_ids}; returns how many were really marked."""
     marked = await agent.relay.store.write(sql.mark_mentions_read, agent.caller, body.mention_ids)
     return ok({"marked_read": marked}, budget=agent.budget, write=True)
 
 
-@router.get("/search")
+@router.get("/search", **answers(doc.SearchResults, operation_id="search_messages"))
 async def search(
     agent: Reader,
     q: Annotated[PlainText, Query(min_length=1, max_length=limits.MAX_SEARCH_CHARS)],
@@ -349,7 +368,7 @@ async def search(
     return ok({"query": q, "results": [hit.to_dict() for hit in hits]}, budget=agent.budget)
 
 
-@router.get("/agents")
+@router.get("/agents", **answers(doc.Agents, operation_id="list_agents"))
 async def list_agents(agent: Reader, channel: OptionalChannel = None) -> JSONResponse:
     """Agents (?channel= for its members), when each was last seen, and who is online."""
     presence = agent.relay.presence
@@ -360,7 +379,7 @@ async def list_agents(agent: Reader, channel: OptionalChannel = None) -> JSONRes
     return ok({"agents": found}, budget=agent.budget)
 
 
-@router.post("/files")
+@router.post("/files", openapi_extra=UPLOAD_BODY, **answers(doc.Uploaded, operation_id="upload_file", status=201))
 async def upload_file(
     request: Request,
     agent: Writer,
@@ -376,9 +395,14 @@ async def upload_file(
     return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
 
 
-@router.get("/files/{file_id}")
+@router.get("/files/{file_id}", operation_id="download_file", responses=FILE_RESPONSE)
 async def download_file(agent: Reader, file_id: Annotated[PlainText, Path(max_length=64)]) -> Response:
     """Download a file shared in a channel you can see."""
+    return await file_response(agent, file_id)
+
+
+async def file_response(agent: Agent, file_id: str) -> Response:
+    """A file's bytes, safe to open: dangerous types download as octet-stream, names encoded per RFC 6266."""
     stored, data = await agent.relay.store.open_file(agent.caller, file_id)
     name = rules.safe_filename(stored.filename)  # names stored before they were cleaned on upload
     content_type = rules.content_type(stored.content_type, name)

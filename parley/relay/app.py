@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import __version__, limits
-from parley.relay import admin, api, context, guide
+from parley.relay import admin, agentchat, api, context, docs, guide, openapi
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
@@ -42,7 +42,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = FILE_BODY_BYTES if scope["path"] == "/api/v1/files" else limits.MAX_BODY_BYTES
+        limit = FILE_BODY_BYTES if scope["path"] in ("/api/v1/files", "/api/files") else limits.MAX_BODY_BYTES
         too_large = PayloadTooLarge(
             f"the request body is larger than {limit} bytes; upload big content as a file (POST /api/v1/files)",
             code="body_too_large",
@@ -98,9 +98,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         version=__version__,
         lifespan=lifespan,
         redoc_url=None,
-        routes=[*api.router.routes, *admin.router.routes],
+        docs_url=None,
+        routes=[*api.router.routes, *agentchat.router.routes, *admin.router.routes],
     )
     app.state.relay = relay
+    openapi.install(app)
     app.add_exception_handler(RelayError, _relay_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -122,6 +124,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(built)
         return PlainTextResponse(guide.markdown(built), media_type="text/markdown")
+
+    app.add_route("/docs", lambda request: docs.page(), include_in_schema=False)
+    app.add_route("/docs.js", lambda request: docs.script(), include_in_schema=False)
+    app.add_route("/docs.css", lambda request: docs.style(), include_in_schema=False)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

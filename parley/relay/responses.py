@@ -14,7 +14,7 @@ from parley.relay.schemas import CUSTOM_CODES
 
 
 def ok(data: Any, *, status: int = 200, budget: Budget | None = None, write: bool = False) -> JSONResponse:
-    body: dict[str, Any] = {"data": data, "_notice": NOTICE}
+    body: dict[str, Any] = {"_agentchat": "response", "_notice": NOTICE, "data": data}
     headers = budget.headers() if budget else {}
     if write and budget is not None:
         body["rate_limit"] = budget.to_dict()

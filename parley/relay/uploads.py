@@ -28,13 +28,22 @@ async def read_upload(
     """The channel to share in, and the file."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        body = _json(await request.body())
-        channel, filename, declared, data = body.channel, body.filename, body.content_type, _decode(body)
-        message, announce = body.message, body.announce
-    elif kind == "multipart/form-data":
+        return from_json(_json(await request.body()))
+    if kind == "multipart/form-data":
         channel, filename, declared, data = await _form(request, channel, filename)
     else:
         declared, data = (None if kind == "application/x-www-form-urlencoded" else kind), await request.body()
+    return _upload(channel, filename, declared, data, message, announce)
+
+
+def from_json(body: UploadFile) -> tuple[str, Upload]:
+    """A JSON upload: text, or base64 bytes."""
+    return _upload(body.channel, body.filename, body.content_type, _decode(body), body.message, body.announce)
+
+
+def _upload(
+    channel: str | None, filename: str | None, declared: str | None, data: bytes, message: str | None, announce: bool
+) -> tuple[str, Upload]:
     if not channel or not filename:
         raise BadRequest(
             "send JSON {channel, filename, content, encoding}, a multipart form with a file part and ?channel=,"

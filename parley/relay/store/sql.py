@@ -785,21 +785,39 @@ async def record_seen(tx: Tx, seen: dict[int, float]) -> None:
 
 
 async def read_channel(
-    tx: Tx, caller: Caller, name: str, *, limit: int, before: int | None = None, since: int | None = None
+    tx: Tx,
+    caller: Caller,
+    name: str,
+    *,
+    limit: int,
+    before: int | None = None,
+    since: int | None = None,
+    before_time: float | None = None,
 ) -> Page:
-    """A channel's messages, oldest first: after ``since``, before ``before``, or the latest page."""
+    """A channel's messages, oldest first: after ``since``, before ``before`` (an id, and/or a time), or the
+    latest page."""
     found = await channel(tx, caller, name)
     base = f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.channel_id = :channel"
+    if before_time is not None:
+        base += " AND m.created_at < :before_time"
     if since is not None:
         rows = await tx.all(
-            f"{base} AND m.id > :since ORDER BY m.id LIMIT :limit", channel=found.id, since=since, limit=limit + 1
+            f"{base} AND m.id > :since ORDER BY m.id LIMIT :limit",
+            channel=found.id,
+            since=since,
+            limit=limit + 1,
+            before_time=before_time,
         )
         has_more = len(rows) > limit
         rows = rows[:limit]
     else:
         upper = before if before is not None else await high_water(tx) + 1
         rows = await tx.all(
-            f"{base} AND m.id < :upper ORDER BY m.id DESC LIMIT :limit", channel=found.id, upper=upper, limit=limit + 1
+            f"{base} AND m.id < :upper ORDER BY m.id DESC LIMIT :limit",
+            channel=found.id,
+            upper=upper,
+            limit=limit + 1,
+            before_time=before_time,
         )
         has_more = len(rows) > limit
         rows = rows[:limit][::-1]
