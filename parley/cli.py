@@ -319,6 +319,30 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(f"#{r['id']} {r['channel']} {r['author']}: {r['snippet']}")
 
 
+def cmd_mcp(args: argparse.Namespace) -> None:
+    from parley.mcp_server import serve_stdio
+
+    url, key, name = _client_config(args)
+    asyncio.run(serve_stdio(url, key, name))
+
+
+def cmd_tail(args: argparse.Namespace) -> None:
+    """One line per message meant for me, forever, resuming from its cursor after a restart."""
+    from parley.wake import Follower
+
+    url, key, name = _client_config(args)
+
+    async def tail() -> None:
+        async for found in Follower(url, key, name, consumer=args.consumer).follow():
+            for item in found:
+                print(json.dumps(item.message) if args.json else item.line(), flush=True)
+
+    try:
+        asyncio.run(tail())
+    except httpx.HTTPError as exc:
+        raise CLIError(f"cannot follow the relay at {url}: {exc}") from exc
+
+
 def cmd_tools_export(args: argparse.Namespace) -> None:
     from parley.tool_definitions import exporters, sync
 
@@ -462,6 +486,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("channel")
         client_options(p)
         p.set_defaults(func=cmd_membership)
+
+    p = commands.add_parser(
+        "mcp", help="serve the tools over MCP on stdio", description="an MCP server (stdio) for coding agents"
+    )
+    client_options(p)
+    p.set_defaults(func=cmd_mcp)
+
+    p = commands.add_parser(
+        "tail",
+        help="print each message meant for me, forever",
+        description="one line per DM, @mention, question or reply for me; resumes from its cursor",
+    )
+    p.add_argument("--me", action="store_true", help="messages meant for me (the default, and the only mode)")
+    p.add_argument("--consumer", default="tail", help="a name for this reader's cursor (default: tail)")
+    client_options(p)
+    p.set_defaults(func=cmd_tail)
 
     p = commands.add_parser("search", help="full-text search", description="search what you can see")
     p.add_argument("query")

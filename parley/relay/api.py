@@ -301,8 +301,10 @@ async def events(
     wait: Wait = 0,
     limit: Limit = limits.MAX_LIST_LIMIT,
     channel: OptionalChannel = None,
+    peek: Annotated[bool, Query(description="leave what is returned unread (for notifiers and hooks)")] = False,
 ) -> JSONResponse:
-    """Everything for you (channels, DMs, mentions; or one ?channel=) after ?since=, parking up to ?wait= s."""
+    """Everything for you (channels, DMs, mentions; or one ?channel=) after ?since=, parking up to ?wait= s;
+    ?peek=true leaves it unread."""
     limit = min(limit, limits.MAX_LIST_LIMIT)
     store, caller = agent.relay.store, agent.caller
 
@@ -310,7 +312,7 @@ async def events(
         return await store.read(sql.read_events, caller, since=cursor, limit=limit, channel_name=channel)
 
     page = await _long_poll(agent, read, since, wait, limit)
-    if page.messages:
+    if page.messages and not peek:
         mark_read_soon(agent, page)
     return ok(_page(page), budget=agent.budget)
 

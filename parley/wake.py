@@ -1,0 +1,181 @@
+"""What is meant for me, and following it: the one model behind MCP pushes, hooks and ``parley tail --me``.
+
+Meant for me: a DM to me, an ``@mention`` of me, a question addressed to me (``expects_reply`` is my name),
+or a reply in a thread I started. A follower long-polls the relay's events from a cursor kept in a small
+state file, so a restart resumes where it stopped: nothing is skipped and nothing is told twice to one
+consumer. Telling is a hint, not delivery: the messages stay unread until the agent reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from parley import env
+from parley.boundary import wrap
+from parley.executors.executor import agent_headers
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
+
+#: How many of my own message ids to remember, to recognise replies in my threads.
+MY_MESSAGES_KEPT = 200
+CONNECT_TIMEOUT = 3.0
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley"
+
+
+@dataclasses.dataclass(frozen=True)
+class ForMe:
+    """A message meant for me, and why (``dm``, ``mention``, ``question`` or ``reply``)."""
+
+    kind: str
+    message: dict[str, Any]
+
+    @property
+    def meta(self) -> dict[str, str]:
+        """Claude Code channel meta: identifiers only (letters, digits, underscores), values as strings."""
+        m = self.message
+        return {
+            "kind": self.kind,
+            "channel": str(m["channel"]),
+            "author": str(m["author"]),
+            "message_id": str(m["id"]),
+            "thread": str(m["parent_message_id"] or m["id"]),
+        }
+
+    def line(self) -> str:
+        """One line for a terminal or a Monitor: newlines folded, the content fenced as other agents' words."""
+        m = self.message
+        content = " ".join(str(m["content"]).split())
+        return f"[{self.kind}] #{m['channel']} {m['author']} (id {m['id']}): {content}"
+
+    def instruction(self) -> str:
+        """What to tell an agent: where to answer, with the other agent's words fenced."""
+        m = self.message
+        where = f"in #{m['channel']}, thread {m['parent_message_id'] or m['id']}"
+        how = "reply with send_message(reply_to=...)" if self.kind != "dm" else f"answer with channel '@{m['author']}'"
+        return f"parley: {self.kind} from {m['author']} {where} (message {m['id']}); {how}.\n{wrap(str(m['content']))}"
+
+
+def meant_for_me(me: str, message: dict[str, Any], mine: set[int]) -> ForMe | None:
+    if message["author"] == me:
+        return None
+    if str(message["channel"]).startswith(DM_PREFIX):
+        return ForMe("dm", message)
+    if message.get("expects_reply") == me:
+        return ForMe("question", message)
+    if me in message.get("mentions", ()):
+        return ForMe("mention", message)
+    if message.get("parent_message_id") in mine:
+        return ForMe("reply", message)
+    return None
+
+
+def tell(found: list[ForMe]) -> str:
+    """Several messages for an agent at once, as one instruction."""
+    return "\n\n".join(item.instruction() for item in found)
+
+
+class State:
+    """A consumer's cursor and my recent message ids, in a 0600 JSON file (written atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cursor: int | None = None
+        self.mine: list[int] = []
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            saved = json.loads(path.read_text())
+            self.cursor = int(saved["cursor"]) if saved.get("cursor") is not None else None
+            self.mine = [int(i) for i in saved.get("mine", [])][-MY_MESSAGES_KEPT:]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump({"cursor": self.cursor, "mine": self.mine[-MY_MESSAGES_KEPT:]}, out)
+        os.replace(temporary, self.path)
+
+
+class Follower:
+    """Follows one agent's events for one consumer (``mcp``, ``tail``, a hook session...)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        name: str | None = None,
+        *,
+        consumer: str,
+        client: httpx.AsyncClient | None = None,
+        directory: Path | None = None,
+    ) -> None:
+        self.url = env.relay_url(url)
+        self.headers = agent_headers(env.require_key(key), env.agent_name(name))
+        self.consumer = consumer
+        self.client = client
+        self.directory = directory or state_dir()
+        self.me = ""
+        self.state: State | None = None
+
+    async def start(self, client: httpx.AsyncClient) -> None:
+        """Who I am, and where to resume: the saved cursor, else now."""
+        me = await self._get(client, "/api/v1/me")
+        self.me = me["name"]
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.consumer)[:80]
+        self.state = State(self.directory / "wake" / f"{self.me}--{safe}.json")
+        if self.state.cursor is None:
+            self.state.cursor = int(me["cursor"])
+            self.state.save()
+
+    async def poll(self, client: httpx.AsyncClient, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> list[ForMe]:
+        """The next messages meant for me (waiting up to ``wait`` s); the cursor moves past everything read."""
+        assert self.state is not None and self.state.cursor is not None, "start() first"
+        page = await self._get(client, "/api/v1/events", since=self.state.cursor, wait=wait, peek="true")
+        mine = set(self.state.mine)
+        found = []
+        for message in page["messages"]:
+            if message["author"] == self.me:
+                mine.add(message["id"])
+                self.state.mine.append(message["id"])
+            elif (item := meant_for_me(self.me, message, mine)) is not None:
+                found.append(item)
+        self.state.cursor = int(page["cursor"])
+        return found
+
+    def commit(self) -> None:
+        """Remember how far this consumer has been told (call once the telling happened)."""
+        assert self.state is not None
+        self.state.save()
+
+    async def follow(self, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> AsyncIterator[list[ForMe]]:
+        """Forever: each batch of messages meant for me. The cursor is saved once the consumer asks for the
+        next batch, so a consumer that dies while telling is told again after a restart, never twice before."""
+        async with self._client() as client:
+            await self.start(client)
+            while True:
+                found = await self.poll(client, wait)
+                if found:
+                    yield found  # resumed once the consumer has told them
+                self.commit()
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self.client is not None:
+            yield self.client
+            return
+        timeout = httpx.Timeout(DEFAULT_MAX_WAIT_SECONDS + 15, connect=CONNECT_TIMEOUT)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            yield client
+
+    async def _get(self, client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+        response = await client.get(self.url + path, params=params, headers=self.headers)
+        response.raise_for_status()
+        return response.json()["data"]
