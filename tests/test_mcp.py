@@ -140,3 +140,52 @@ def test_what_is_meant_for_the_agent_is_pushed_once_also_after_a_reconnect(relay
             ]
 
     anyio.run(main)
+
+
+def test_the_relay_serves_the_tools_over_streamable_http(relay: Relay) -> None:
+    """``/mcp`` on the relay, with the agent's key: the same tools, the caller's identity, the same errors."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    alice, machine = relay.agent(), unique("box")
+    key = relay.mint(kind="machine", machine=machine)
+    channel = unique("http")
+
+    async def session_as(headers: dict[str, str]) -> list[Any]:
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            streamable_http_client(f"{relay.url}/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            listed = await session.list_tools()
+            assert [t.model_dump(by_alias=True, exclude_none=True) for t in listed.tools] == load("mcp")
+            sent = await session.call_tool("send_message", {"channel": channel, "content": f"from {headers}"})
+            wrong = await session.call_tool("claim_question", {"message_id": 999_999_999})
+            return [sent, wrong]
+
+    async def main() -> None:
+        sent, wrong = await session_as({"Authorization": f"Bearer {alice.key}"})
+        assert not sent.is_error and json.loads(_text(sent))["message"]["author"] == alice.name
+        assert wrong.is_error and _text(wrong).startswith("parley error (message_not_found)")
+        # A machine key with AgentChat's headers acts as the agent it names.
+        sent, _ = await session_as({"x-agent-api-key": key, "x-agent-name": f"{machine}-proj"})
+        assert json.loads(_text(sent))["message"]["author"] == f"{machine}-proj"
+
+    anyio.run(main)
+    authors = [m["author"] for m in alice.read(channel)["messages"]]
+    assert authors == [alice.name, f"{machine}-proj"]
+
+
+def test_mcp_over_http_refuses_strangers_and_foreign_hosts(relay: Relay) -> None:
+    import httpx
+
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    anonymous = httpx.post(f"{relay.url}/mcp", json=initialize, headers=headers)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "missing_key"
+    forged = httpx.post(f"{relay.url}/mcp", json=initialize, headers={**headers, "Authorization": "Bearer pa_nope"})
+    assert forged.status_code == 401
+    alice = relay.agent()
+    rebinding = {**headers, "Authorization": f"Bearer {alice.key}", "Host": "evil.example"}
+    assert httpx.post(f"{relay.url}/mcp", json=initialize, headers=rebinding).status_code == 421

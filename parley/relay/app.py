@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import __version__, limits
@@ -18,6 +19,7 @@ from parley.relay import admin, agentchat, api, context, docs, guide, openapi
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
+from parley.relay.mcp_endpoint import McpEndpoint
 from parley.relay.metrics import Metrics, MetricsMiddleware
 from parley.relay.presence import Presence
 from parley.relay.responses import error, invalid
@@ -82,7 +84,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await relay.store.start(hub)
         flusher = asyncio.create_task(_flush_presence(relay))
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             hub.close()
             flusher.cancel()
@@ -103,6 +106,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.relay = relay
     openapi.install(app)
+    mcp = McpEndpoint(app, settings.mcp_allowed_hosts)
+    app.router.routes.append(Route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     app.add_exception_handler(RelayError, _relay_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

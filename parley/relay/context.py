@@ -61,7 +61,7 @@ def _secret(authorization: str | None, api_key: str | None) -> str:
     return secret
 
 
-async def _authenticate(request: Request) -> tuple[Relay, Caller]:
+async def authenticate(request: Request) -> tuple[Relay, Caller]:
     relay = relay_of(request)
     headers = request.headers
     secret = _secret(headers.get("authorization"), headers.get("x-agent-api-key"))
@@ -72,7 +72,7 @@ async def _authenticate(request: Request) -> tuple[Relay, Caller]:
 
 async def reader(request: Request) -> Agent:
     """An agent making a read: its read bucket pays, and it sees its own earlier read marks."""
-    relay, caller = await _authenticate(request)
+    relay, caller = await authenticate(request)
     pending = relay.pending_marks.get(caller.agent_id)
     if pending is not None:
         await asyncio.wait([pending])
@@ -81,7 +81,7 @@ async def reader(request: Request) -> Agent:
 
 async def writer(request: Request) -> Agent:
     """An agent making a write: its write bucket pays."""
-    relay, caller = await _authenticate(request)
+    relay, caller = await authenticate(request)
     return Agent(caller, await relay.store.spend(caller.bucket, "write"), relay)
 
 

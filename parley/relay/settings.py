@@ -55,6 +55,8 @@ class Settings:
     max_connections: int = 16_384
     #: Serve ``/metrics`` to anyone; by default it needs the admin token (it names routes and volumes).
     public_metrics: bool = False
+    #: Host headers ``/mcp`` answers (DNS-rebinding protection): a comma list like ``relay.example:*``; ``*``: any.
+    mcp_allowed_hosts: str = "127.0.0.1:*,localhost:*,[::1]:*"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
