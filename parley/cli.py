@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from parley import __version__, env
+from parley import __version__, env, hooks
 from parley.relay.settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -343,6 +343,10 @@ def cmd_tail(args: argparse.Namespace) -> None:
         raise CLIError(f"cannot follow the relay at {url}: {exc}") from exc
 
 
+def cmd_hook(args: argparse.Namespace) -> None:
+    sys.exit(hooks.main(args.client, args.event))
+
+
 def cmd_tools_export(args: argparse.Namespace) -> None:
     from parley.tool_definitions import exporters, sync
 
@@ -502,6 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consumer", default="tail", help="a name for this reader's cursor (default: tail)")
     client_options(p)
     p.set_defaults(func=cmd_tail)
+
+    p = commands.add_parser(
+        "hook",
+        help="a coding agent's hook: what arrived for it (JSON on stdin)",
+        description="run as a Claude Code, Codex, Gemini CLI or Cursor hook; never fails the session",
+    )
+    p.add_argument("event", choices=hooks.EVENTS)
+    p.add_argument("--client", choices=hooks.CLIENTS, default="claude-code")
+    p.set_defaults(func=cmd_hook)
 
     p = commands.add_parser("search", help="full-text search", description="search what you can see")
     p.add_argument("query")

@@ -1,0 +1,164 @@
+"""``parley hook EVENT --client CLIENT``: tell a coding agent what arrived for it, in its client's hook format.
+
+Events: ``session-start`` (what is waiting: unread mentions, DMs and questions for me), ``prompt`` (what arrived
+since the last turn, one request) and ``stop`` (the end of a turn). For Claude Code, ``stop`` runs as an
+``async``/``asyncRewake`` hook: it sleeps on the relay and exits 2 with the message on stderr when something
+arrives, which wakes the idle session; only the newest sleeper of a session tells. Codex, Gemini CLI and
+Cursor cannot be woken while idle: their stop hooks check at the end of each turn and ask for another turn
+(``decision: block`` / ``deny``, ``followup_message``) when something is waiting.
+
+Fail-safe: a relay that is down, a key that is missing or input that is not JSON ends the hook at once with
+exit 0 and nothing said; a hook never blocks or breaks the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from parley import env
+from parley.limits import DM_PREFIX
+from parley.wake import CONNECT_TIMEOUT, Follower, ForMe, State, state_dir, tell
+
+CLIENTS = ("claude-code", "codex", "gemini", "cursor")
+EVENTS = ("session-start", "prompt", "stop")
+#: Each client's name for the events, where it has them.
+EVENT_NAMES = {
+    "claude-code": {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"},
+    "codex": {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"},
+    "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
+    "cursor": {"stop": "stop"},
+}
+#: How long a Claude Code sleeper waits for something to arrive before it gives up quietly (seconds); the
+#: hook's own timeout in the client's settings must be at least this.
+SLEEP_SECONDS = 8 * 3600
+POLL_SECONDS = 25
+
+
+class Hook:
+    def __init__(self, client: str, event: str, payload: dict[str, Any], *, directory: Path | None = None) -> None:
+        self.client, self.event, self.payload = client, event, payload
+        session = str(payload.get("session_id") or payload.get("conversation_id") or "default")
+        self.consumer = f"{client}-{session}"
+        self.directory = directory or state_dir()
+
+    def follower(self, client: httpx.AsyncClient) -> Follower:
+        return Follower(consumer=self.consumer, client=client, directory=self.directory)
+
+    async def run(self, out: TextIO, err: TextIO, *, sleep_seconds: float = SLEEP_SECONDS) -> int:
+        timeout = httpx.Timeout(POLL_SECONDS + 15, connect=CONNECT_TIMEOUT)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            if self.event == "session-start":
+                return self._context(out, await self._waiting(client))
+            if self.event == "prompt":
+                return self._context(out, await self._since_last_turn(client))
+            if self.client == "claude-code":
+                return await self._sleep(client, err, sleep_seconds)
+            return self._continue(out, await self._since_last_turn(client))
+
+    # -- what to say -------------------------------------------------------------------------------
+
+    async def _waiting(self, client: httpx.AsyncClient) -> str:
+        """At the start of a session: what is unread for me, and from here on the session's cursor."""
+        follower = self.follower(client)
+        board = await follower._get(client, "/api/v1/board")
+        await follower.start(client)
+        assert follower.state is not None
+        follower.state.cursor = int(board["cursor"])
+        follower.commit()
+        me = board["agent"]
+        found = [ForMe("question", q) for q in board["open_questions"] if q.get("expects_reply") == me]
+        seen = {item.message["id"] for item in found}
+        found += [ForMe("mention", m | _mention_message(m)) for m in board["mentions"] if m["message_id"] not in seen]
+        dms = [c for c in board["channels"] if c["channel"].startswith(DM_PREFIX) and c["unread"]]
+        lines = [tell(found)] if found else []
+        lines += [f"parley: {c['unread']} unread in your DM {c['channel']} (read it with read_messages)." for c in dms]
+        return "\n\n".join(lines)
+
+    async def _since_last_turn(self, client: httpx.AsyncClient) -> str:
+        follower = self.follower(client)
+        await follower.start(client)
+        found = await follower.poll(client, wait=0)
+        follower.commit()
+        return tell(found)
+
+    def _context(self, out: TextIO, text: str) -> int:
+        name = EVENT_NAMES[self.client].get(self.event)
+        if text and name:
+            out.write(json.dumps({"hookSpecificOutput": {"hookEventName": name, "additionalContext": text}}))
+        elif self.client == "gemini":
+            out.write("{}")  # Gemini CLI parses stdout as JSON
+        return 0
+
+    def _continue(self, out: TextIO, text: str) -> int:
+        """Codex, Gemini CLI, Cursor: at the end of a turn, ask for another when something is waiting."""
+        if not text:
+            out.write("{}")
+        elif self.client == "cursor":
+            out.write(json.dumps({"followup_message": text}))
+        else:
+            decision = "deny" if self.client == "gemini" else "block"
+            out.write(json.dumps({"decision": decision, "reason": text}))
+        return 0
+
+    # -- Claude Code's sleeper -------------------------------------------------------------------------
+
+    async def _sleep(self, client: httpx.AsyncClient, err: TextIO, sleep_seconds: float) -> int:
+        """Wait on the relay; exit 2 with the message on stderr (which wakes the session) when one arrives."""
+        pidfile = self.directory / "wake" / f"sleeper-{self.consumer}.pid"
+        pidfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pidfile.write_text(str(os.getpid()))
+        follower = self.follower(client)
+        await follower.start(client)
+        assert follower.state is not None
+        deadline = asyncio.get_running_loop().time() + sleep_seconds
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            found = await follower.poll(client, wait=min(POLL_SECONDS, left))
+            if not _newest(pidfile):
+                return 0  # a newer turn has its own sleeper
+            told = State(follower.state.path).cursor or 0  # a prompt hook may have told some meanwhile
+            fresh = [item for item in found if item.message["id"] > told]
+            if fresh:
+                follower.commit()
+                err.write(tell(fresh) + "\n")
+                return 2
+        return 0
+
+
+def _newest(pidfile: Path) -> bool:
+    try:
+        return pidfile.read_text().strip() == str(os.getpid())
+    except OSError:
+        return False
+
+
+def _mention_message(mention: dict[str, Any]) -> dict[str, Any]:
+    """A board mention in the shape of a message."""
+    return {
+        "id": mention["message_id"],
+        "author": mention["from"],
+        "mentions": [],
+        "created_at": mention["timestamp"],
+    }
+
+
+def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """Run one hook; never fail the session (exit 0 on every error, quietly)."""
+    try:
+        raw = stdin.read()
+        payload = json.loads(raw) if raw.strip() else {}
+        if not isinstance(payload, dict) or not env.agent_key():
+            raise ValueError("no payload or no key")
+        return asyncio.run(Hook(client, event, payload).run(stdout, sys.stderr))
+    except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
+        if client == "gemini" or (event == "stop" and client != "claude-code"):
+            stdout.write("{}")
+        return 0
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,188 @@
+"""``parley hook`` as each client runs it: the documented JSON on stdin, output that validates against that
+client's documented shape (Claude Code, Codex, Gemini CLI, Cursor hook references), the Claude Code sleeper
+that wakes an idle session with exit 2, and a relay that is down never breaking the session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import Agent, Relay, eventually, unique
+
+_CONTEXT = {
+    "type": "object",
+    "required": ["hookSpecificOutput"],
+    "additionalProperties": False,
+    "properties": {
+        "hookSpecificOutput": {
+            "type": "object",
+            "required": ["hookEventName", "additionalContext"],
+            "additionalProperties": False,
+            "properties": {"hookEventName": {"type": "string"}, "additionalContext": {"type": "string"}},
+        }
+    },
+}
+_EMPTY = {"type": "object", "maxProperties": 0}
+
+
+def _decision(value: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["decision", "reason"],
+        "additionalProperties": False,
+        "properties": {"decision": {"const": value}, "reason": {"type": "string", "minLength": 1}},
+    }
+
+
+#: Per client and event: the event name in the payload, and the shape of an answer that says something.
+DOCUMENTED = {
+    ("claude-code", "session-start"): ("SessionStart", _CONTEXT),
+    ("claude-code", "prompt"): ("UserPromptSubmit", _CONTEXT),
+    ("codex", "session-start"): ("SessionStart", _CONTEXT),
+    ("codex", "prompt"): ("UserPromptSubmit", _CONTEXT),
+    ("codex", "stop"): ("Stop", _decision("block")),
+    ("gemini", "session-start"): ("SessionStart", _CONTEXT),
+    ("gemini", "prompt"): ("BeforeAgent", _CONTEXT),
+    ("gemini", "stop"): ("AfterAgent", _decision("deny")),
+    ("cursor", "stop"): (
+        "stop",
+        {
+            "type": "object",
+            "required": ["followup_message"],
+            "additionalProperties": False,
+            "properties": {"followup_message": {"type": "string", "minLength": 1}},
+        },
+    ),
+}
+
+
+def _payload(client: str, event: str, session: str) -> dict[str, Any]:
+    """What each client documents sending on stdin (the fields parley reads, and the usual others)."""
+    name = DOCUMENTED.get((client, event), ("Stop", None))[0]
+    base: dict[str, Any] = {"session_id": session, "cwd": "/work", "hook_event_name": name}
+    if client == "cursor":
+        return {"conversation_id": session, "generation_id": "g1", "status": "completed", "loop_count": 0}
+    if event == "prompt":
+        base["prompt"] = "carry on"
+    if event == "session-start":
+        base["source"] = "startup"
+    if event == "stop":
+        base["stop_hook_active"] = False
+        if client == "gemini":
+            base.update(prompt="carry on", prompt_response="done")
+    return base
+
+
+def _env(relay: Relay, agent: Agent, state: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PARLEY_URL": relay.url, "PARLEY_KEY": agent.key, "XDG_STATE_HOME": str(state), **extra}
+
+
+def _hook(client: str, event: str, environment: dict[str, str], stdin: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "parley", "hook", event, "--client", client]
+    return subprocess.run(command, input=stdin, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def _answer(client: str, event: str, done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout) if done.stdout.strip() else {}
+    jsonschema.validate(answer, DOCUMENTED[(client, event)][1] if answer else _EMPTY)
+    return dict(answer)
+
+
+@pytest.mark.parametrize("client", ["claude-code", "codex", "gemini"])
+def test_session_start_and_prompt_hooks_add_what_arrived(relay: Relay, tmp_path: Path, client: str) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    bob.post(channel, "hi")
+    alice.read(channel)
+    bob.post(channel, f"@{alice.name} the deploy is red")
+    bob.dm(alice.name, "are you there?")
+    environment, session = _env(relay, alice, tmp_path), unique("s")
+
+    started = _answer(
+        client,
+        "session-start",
+        _hook(client, "session-start", environment, json.dumps(_payload(client, "session-start", session))),
+    )
+    context = started["hookSpecificOutput"]["additionalContext"]
+    assert "the deploy is red" in context and "<<<parley data" in context and "unread in your DM" in context
+
+    # Nothing new since the session started: the prompt hook says nothing.
+    prompt = json.dumps(_payload(client, "prompt", session))
+    assert _answer(client, "prompt", _hook(client, "prompt", environment, prompt)) == {}
+    # Something new: said once, with where to answer.
+    question = bob.post(channel, "who owns the release?", expects_reply=alice.name)
+    said = _answer(client, "prompt", _hook(client, "prompt", environment, prompt))
+    text = said["hookSpecificOutput"]["additionalContext"]
+    assert "who owns the release?" in text and f"message {question['id']}" in text
+    assert _answer(client, "prompt", _hook(client, "prompt", environment, prompt)) == {}
+    # The hook told, it did not read: the messages are still unread for alice.
+    assert alice.get("/api/v1/board")["unread_mentions"] >= 1
+
+
+@pytest.mark.parametrize("client", ["codex", "gemini", "cursor"])
+def test_stop_hooks_ask_for_another_turn_when_something_is_waiting(relay: Relay, tmp_path: Path, client: str) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    environment, session = _env(relay, alice, tmp_path), unique("s")
+    stop = json.dumps(_payload(client, "stop", session))
+    assert _answer(client, "stop", _hook(client, "stop", environment, stop)) == {}  # starts the session's cursor
+    bob.dm(alice.name, "please rebase")
+    answer = _answer(client, "stop", _hook(client, "stop", environment, stop))
+    assert "please rebase" in json.dumps(answer)
+    assert _answer(client, "stop", _hook(client, "stop", environment, stop)) == {}  # told once
+
+
+def _sleeper(relay: Relay, alice: Agent, state: Path, session: str) -> subprocess.Popen[str]:
+    parked = relay.stats()["parked_waits"]
+    payload = state / f"{unique('payload')}.json"
+    payload.write_text(json.dumps(_payload("claude-code", "stop", session)))
+    with payload.open() as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "parley", "hook", "stop", "--client", "claude-code"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(relay, alice, state),
+            text=True,
+        )
+    eventually(lambda: relay.stats()["parked_waits"] > parked, what="the sleeper to park")
+    return process
+
+
+def test_the_claude_code_sleeper_wakes_the_session_with_exit_2(relay: Relay, tmp_path: Path) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    bob.post(channel, "hi")
+    alice.read(channel)
+    session = unique("s")
+    older = _sleeper(relay, alice, tmp_path, session)
+    newer = _sleeper(relay, alice, tmp_path, session)  # the next turn's: only it tells
+    bob.post(channel, "unrelated chatter")
+    mention = bob.post(channel, f"@{alice.name} review #42 please")
+    out, err = newer.communicate(timeout=30)
+    assert newer.returncode == 2, (out, err)
+    assert "review #42 please" in err and f"message {mention['id']}" in err and out == ""
+    assert older.communicate(timeout=60) == ("", "") and older.returncode == 0
+    # The next prompt does not repeat what the sleeper told.
+    prompt = json.dumps(_payload("claude-code", "prompt", session))
+    done = _hook("claude-code", "prompt", _env(relay, alice, tmp_path), prompt)
+    assert _answer("claude-code", "prompt", done) == {}
+
+
+@pytest.mark.parametrize("client", ["claude-code", "codex", "gemini", "cursor"])
+def test_a_relay_that_is_down_never_breaks_the_session(tmp_path: Path, client: str) -> None:
+    down = {**os.environ, "PARLEY_URL": "http://127.0.0.1:9", "PARLEY_KEY": "pa_x", "XDG_STATE_HOME": str(tmp_path)}
+    for event in ("session-start", "prompt", "stop"):
+        if (client, event) not in DOCUMENTED and not (client == "claude-code" and event == "stop"):
+            continue
+        done = _hook(client, event, down, json.dumps(_payload(client, event, "s")))
+        assert done.returncode == 0 and done.stderr == ""
+        assert done.stdout in ("", "{}")
+    garbage = _hook(client, "stop", down, "not json")
+    assert garbage.returncode == 0 and garbage.stderr == ""
