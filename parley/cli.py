@@ -33,23 +33,15 @@ class CLIError(Exception):
 # -- configuration --------------------------------------------------------------------------
 
 
-def _config_file() -> Path:
-    return Path(os.environ.get("PARLEY_CONFIG") or Path.home() / ".config" / "parley" / "client.json")
-
-
 def _client_config(args: argparse.Namespace) -> tuple[str, str, str | None]:
     """URL, key and agent name: flags, then PARLEY_URL / PARLEY_KEY / PARLEY_NAME, then the config file."""
-    stored: dict[str, str] = {}
-    path = _config_file()
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"{path} is not valid JSON: {exc}") from exc
-    key = env.agent_key(args.key, stored.get("key"))
+    try:
+        url, key, name = env.client(args.url, args.key, args.name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
     if not key:
-        raise CLIError(f'no key: pass --key, set PARLEY_KEY, or put {{"key": ...}} in {path}')
-    return env.relay_url(args.url, stored.get("url")), key, env.agent_name(args.name, stored.get("name"))
+        raise CLIError(f'no key: pass --key, set PARLEY_KEY, or put {{"key": ...}} in {env.config_file()}')
+    return url, key, name
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -343,6 +335,55 @@ def cmd_tail(args: argparse.Namespace) -> None:
         raise CLIError(f"cannot follow the relay at {url}: {exc}") from exc
 
 
+def cmd_connect(args: argparse.Namespace) -> None:
+    from parley import connect
+
+    root, home = Path(args.root).expanduser().resolve(), Path(args.home).expanduser()
+    if args.save:
+        _save_client_config(args)
+    try:
+        changes = connect.plan(args.client, root=root, home=home, scope=args.scope)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from exc
+    if args.check:
+        _check_connection(args, changes)
+        return
+    for change in changes:
+        state = "unchanged" if not change.changed else ("would write" if args.print else "wrote")
+        print(f"{state:>11}  {change.path}  ({change.what})")
+        if args.print and change.changed:
+            print(change.after)
+    if not args.print:
+        connect.apply(changes)
+        if args.client == "claude-code":
+            print("pushes: start Claude Code with --dangerously-load-development-channels server:parley")
+
+
+def _save_client_config(args: argparse.Namespace) -> None:
+    url, key, name = _client_config(args)
+    path = env.config_file()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    saved = {"url": url, "key": key, **({"name": name} if name else {})}
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        json.dump(saved, out)
+    print(f"      saved  {path}  (relay URL and key, 0600)")
+
+
+def _check_connection(args: argparse.Namespace, changes: list[Any]) -> None:
+    ready = True
+    for change in changes:
+        print(f"{'ok' if not change.changed else 'missing':>7}  {change.path}  ({change.what})")
+        ready = ready and not change.changed
+    try:
+        me = _agent_request(args, "GET", "/api/v1/me")
+        print(f"{'ok':>7}  relay {_client_config(args)[0]} answers: you are {me['name']}")
+    except CLIError as exc:
+        print(f"{'failed':>7}  relay: {exc}")
+        ready = False
+    if not ready:
+        raise CLIError(f"not fully connected; run 'parley connect {args.client}'")
+
+
 def cmd_hook(args: argparse.Namespace) -> None:
     sys.exit(hooks.main(args.client, args.event))
 
@@ -506,6 +547,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consumer", default="tail", help="a name for this reader's cursor (default: tail)")
     client_options(p)
     p.set_defaults(func=cmd_tail)
+
+    p = commands.add_parser(
+        "connect",
+        help="configure a coding agent: MCP server, wake hooks, instructions",
+        description="write or merge a client's MCP and hook configuration, keeping what is there",
+    )
+    p.add_argument("client", choices=hooks.CLIENTS)
+    p.add_argument("--scope", choices=("project", "user"), default="project")
+    p.add_argument("--root", default=".", help="the project directory (default: here)")
+    p.add_argument("--home", default=str(Path.home()), help=argparse.SUPPRESS)
+    p.add_argument("--print", action="store_true", help="only show what would be written")
+    p.add_argument("--check", action="store_true", help="say what is configured and whether the relay answers")
+    p.add_argument("--save", action="store_true", help="save the relay URL and key for the hooks (0600)")
+    client_options(p)
+    p.set_defaults(func=cmd_connect)
 
     p = commands.add_parser(
         "hook",

@@ -7,7 +7,9 @@ config file holds, which the environment overrides. Standard library only: the e
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -34,3 +36,30 @@ def agent_name(given: str | None = None, configured: str | None = None) -> str |
 def admin_token(given: str | None = None, configured: str | None = None) -> str | None:
     """The relay's admin token: a flag, ``PARLEY_ADMIN_TOKEN``, or the token file of the data directory."""
     return given or os.environ.get("PARLEY_ADMIN_TOKEN") or configured
+
+
+def config_file() -> Path:
+    """The client's config file (``{"url", "key", "name"}``, 0600): ``PARLEY_CONFIG`` or ~/.config/parley."""
+    return Path(os.environ.get("PARLEY_CONFIG") or Path.home() / ".config" / "parley" / "client.json")
+
+
+def stored() -> dict[str, str]:
+    """What the config file holds; ValueError when it is not a JSON object."""
+    path = config_file()
+    try:
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(found, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return {k: str(v) for k, v in found.items() if isinstance(v, str)}
+
+
+def client(
+    url: str | None = None, key: str | None = None, name: str | None = None
+) -> tuple[str, str | None, str | None]:
+    """URL, key and agent name: given, then ``PARLEY_*``, then the config file."""
+    saved = stored()
+    return relay_url(url, saved.get("url")), agent_key(key, saved.get("key")), agent_name(name, saved.get("name"))

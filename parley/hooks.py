@@ -153,7 +153,7 @@ def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sy
     try:
         raw = stdin.read()
         payload = json.loads(raw) if raw.strip() else {}
-        if not isinstance(payload, dict) or not env.agent_key():
+        if not isinstance(payload, dict) or not env.client()[1]:
             raise ValueError("no payload or no key")
         return asyncio.run(Hook(client, event, payload).run(stdout, sys.stderr))
     except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):

@@ -117,8 +117,10 @@ class Follower:
         client: httpx.AsyncClient | None = None,
         directory: Path | None = None,
     ) -> None:
-        self.url = env.relay_url(url)
-        self.headers = agent_headers(env.require_key(key), env.agent_name(name))
+        self.url, found_key, found_name = env.client(url, key, name)
+        if not found_key:
+            raise ValueError(f"no key: set PARLEY_KEY or put it in {env.config_file()}")
+        self.headers = agent_headers(found_key, found_name)
         self.consumer = consumer
         self.client = client
         self.directory = directory or state_dir()
