@@ -27,3 +27,19 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert results["search"]["relay"]["p95_ms"] > 0
     assert results["executor"]["executor_us"] > 0
     assert "postgres" in results and "| sends/s, 16 senders |" in table.read_text()
+
+
+def test_wake_bench_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "wake.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "wake.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "bench",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for key in ("mcp_push", "hook_wake"):
+        assert results[key]["rounds"] == 3 and 0 < results[key]["p50_ms"] <= results[key]["p99_ms"]
+    assert "| MCP push" in run.stdout
