@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -325,12 +326,18 @@ def cmd_tail(args: argparse.Namespace) -> None:
     url, key, name = _client_config(args)
 
     async def tail() -> None:
+        # SIGTERM ends the loop at its next wait, after the cursor of what was printed is saved.
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
         async for found in Follower(url, key, name, consumer=args.consumer).follow():
             for item in found:
                 print(json.dumps(item.message) if args.json else item.line(), flush=True)
 
     try:
         asyncio.run(tail())
+    except asyncio.CancelledError:
+        pass
     except httpx.HTTPError as exc:
         raise CLIError(f"cannot follow the relay at {url}: {exc}") from exc
 

@@ -186,3 +186,60 @@ def test_a_relay_that_is_down_never_breaks_the_session(tmp_path: Path, client: s
         assert done.stdout in ("", "{}")
     garbage = _hook(client, "stop", down, "not json")
     assert garbage.returncode == 0 and garbage.stderr == ""
+
+
+class Tail:
+    """``parley tail --me`` as a subprocess, its lines collected as they come."""
+
+    def __init__(self, relay: Relay, alice: Agent, state: Path) -> None:
+        import queue
+        import threading
+
+        parked = relay.stats()["parked_waits"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "parley", "tail", "--me"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(relay, alice, state),
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        eventually(lambda: relay.stats()["parked_waits"] > parked, what="tail to park")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def next(self) -> str:
+        return self.lines.get(timeout=10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        assert self.process.wait(timeout=30) == 0
+        self.reader.join(timeout=30)
+        for stream in (self.process.stdout, self.process.stderr):
+            assert stream is not None
+            stream.close()
+
+
+def test_tail_me_prints_each_message_for_me_once_across_restarts(relay: Relay, tmp_path: Path) -> None:
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    bob.post(channel, "hi")
+    alice.read(channel)
+    tail = Tail(relay, alice, tmp_path)
+    bob.post(channel, "not for alice")
+    mention = bob.post(channel, f"@{alice.name} line\nbreaks are folded")
+    assert tail.next() == f"[mention] #{channel} {bob.name} (id {mention['id']}): @{alice.name} line breaks are folded"
+    tail.stop()
+    dm = bob.dm(alice.name, "while tail was down")
+    tail = Tail(relay, alice, tmp_path)
+    line = tail.next()
+    assert line.endswith(f"(id {dm['id']}): while tail was down"), line  # resumed: no repeat, nothing lost
+    marker = bob.dm(alice.name, "marker")
+    assert f"(id {marker['id']})" in tail.next()
+    assert tail.lines.empty()
+    tail.stop()

@@ -109,6 +109,34 @@ def test_a_wait_on_one_replica_wakes_for_a_post_on_the_other(pair: tuple[Replica
     assert [m["id"] for m in page["messages"]] == [sent["id"]]
 
 
+def test_mcp_over_http_works_on_either_replica(pair: tuple[Replica, Replica]) -> None:
+    """``/mcp`` is stateless: a send through replica A's MCP endpoint is read through replica B's."""
+    import anyio
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    a, b = pair
+    key, channel = _mint(a), unique("mcp")
+
+    async def call(replica: Replica, tool: str, arguments: dict[str, object]) -> str:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+            streamable_http_client(f"{replica.url}/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool(tool, arguments)
+            assert not result.is_error  # type: ignore[union-attr]
+            return "".join(part.text for part in result.content)  # type: ignore[union-attr]
+
+    async def main() -> None:
+        await call(a, "send_message", {"channel": channel, "content": "sent through A"})
+        assert "sent through A" in await call(b, "read_messages", {"channel": channel})
+
+    anyio.run(main)
+
+
 def test_claims_across_replicas_have_one_winner(pair: tuple[Replica, Replica]) -> None:
     a, b = pair
     asker = _mint(a)
