@@ -68,9 +68,7 @@ class Hook:
         """At the start of a session: what is unread for me, and from here on the session's cursor."""
         follower = self.follower(client)
         board = await follower._get(client, "/api/v1/board")
-        await follower.start(client)
-        assert follower.state is not None
-        follower.state.cursor = int(board["cursor"])
+        follower.state.me, follower.state.cursor = board["agent"], int(board["cursor"])
         follower.commit()
         me = board["agent"]
         found = [ForMe("question", q) for q in board["open_questions"] if q.get("expects_reply") == me]
@@ -116,7 +114,6 @@ class Hook:
         pidfile.write_text(str(os.getpid()))
         follower = self.follower(client)
         await follower.start(client)
-        assert follower.state is not None
         deadline = asyncio.get_running_loop().time() + sleep_seconds
         while (left := deadline - asyncio.get_running_loop().time()) > 0:
             found = await follower.poll(client, wait=min(POLL_SECONDS, left))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -85,22 +86,25 @@ def tell(found: list[ForMe]) -> str:
 
 
 class State:
-    """A consumer's cursor and my recent message ids, in a 0600 JSON file (written atomically)."""
+    """A consumer's cursor, who I am, and my recent message ids, in a 0600 JSON file (written atomically)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.me = ""
         self.cursor: int | None = None
         self.mine: list[int] = []
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             saved = json.loads(path.read_text())
-            self.cursor = int(saved["cursor"]) if saved.get("cursor") is not None else None
+            self.me = str(saved["me"])
+            self.cursor = int(saved["cursor"])
             self.mine = [int(i) for i in saved.get("mine", [])][-MY_MESSAGES_KEPT:]
 
     def save(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        saved = {"me": self.me, "cursor": self.cursor, "mine": self.mine[-MY_MESSAGES_KEPT:]}
         with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            json.dump({"cursor": self.cursor, "mine": self.mine[-MY_MESSAGES_KEPT:]}, out)
+            json.dump(saved, out)
         os.replace(temporary, self.path)
 
 
@@ -123,23 +127,26 @@ class Follower:
         self.headers = agent_headers(found_key, found_name)
         self.consumer = consumer
         self.client = client
-        self.directory = directory or state_dir()
-        self.me = ""
-        self.state: State | None = None
+        # One state file per identity (key and name, hashed: never the key itself) and consumer.
+        identity = hashlib.sha256(f"{found_key}\0{found_name or ''}".encode()).hexdigest()[:16]
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in consumer)[:80]
+        self.state = State((directory or state_dir()) / "wake" / f"{identity}--{safe}.json")
+
+    @property
+    def me(self) -> str:
+        return self.state.me
 
     async def start(self, client: httpx.AsyncClient) -> None:
-        """Who I am, and where to resume: the saved cursor, else now."""
+        """Where to resume: the saved cursor; the first time, who I am and now (one request)."""
+        if self.state.me and self.state.cursor is not None:
+            return
         me = await self._get(client, "/api/v1/me")
-        self.me = me["name"]
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.consumer)[:80]
-        self.state = State(self.directory / "wake" / f"{self.me}--{safe}.json")
-        if self.state.cursor is None:
-            self.state.cursor = int(me["cursor"])
-            self.state.save()
+        self.state.me, self.state.cursor = me["name"], int(me["cursor"])
+        self.state.save()
 
     async def poll(self, client: httpx.AsyncClient, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> list[ForMe]:
         """The next messages meant for me (waiting up to ``wait`` s); the cursor moves past everything read."""
-        assert self.state is not None and self.state.cursor is not None, "start() first"
+        assert self.state.cursor is not None, "start() first"
         page = await self._get(client, "/api/v1/events", since=self.state.cursor, wait=wait, peek="true")
         mine = set(self.state.mine)
         found = []
@@ -154,7 +161,6 @@ class Follower:
 
     def commit(self) -> None:
         """Remember how far this consumer has been told (call once the telling happened)."""
-        assert self.state is not None
         self.state.save()
 
     async def follow(self, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> AsyncIterator[list[ForMe]]:
