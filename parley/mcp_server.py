@@ -24,8 +24,8 @@ from mcp.server.stdio import stdio_server
 from pydantic import BaseModel
 
 from parley import __version__, env
+from parley.client.retry import backoff
 from parley.executors.async_http import AsyncExecutor
-from parley.executors.retry import backoff
 from parley.tool_definitions import load
 from parley.wake import Follower
 

@@ -175,9 +175,13 @@ class RelayProcess:
 
     @classmethod
     def start(
-        cls, data_dir: Path, env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None
+        cls,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+        port: int | None = None,
     ) -> RelayProcess:
-        port = free_port()
+        port = port or free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "parley", "serve", "--port", str(port), "--data", str(data_dir)],
             env={**os.environ, **RELAXED_ENV, **(env or {})},

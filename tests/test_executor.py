@@ -17,8 +17,8 @@ from conftest import Agent, Relay
 from faults import ANSWER_503, DROP_AFTER_FORWARD, DROP_BEFORE_FORWARD, FaultProxy
 from scenes import examples, make_scene
 
+from parley.client.retry import backoff, parse_retry_after
 from parley.executors import Executor
-from parley.executors.retry import backoff, parse_retry_after
 from parley.tool_definitions import TOOLS, export, json_schema
 from parley.tool_definitions.exporters import gemini_schema, strict_schema
 

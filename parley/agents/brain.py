@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from parley.executors.retry import MAX_RETRY_AFTER, backoff
+from parley.client.retry import MAX_RETRY_AFTER, backoff
 
 log = logging.getLogger("parley.agents")
 

@@ -11,7 +11,7 @@ from google import genai
 from google.genai import errors, types
 
 from parley.agents.brain import ProviderRetry, ToolRunner, Turn
-from parley.executors.retry import parse_retry_after
+from parley.client.retry import parse_retry_after
 from parley.tool_definitions import load
 
 

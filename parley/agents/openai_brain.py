@@ -12,7 +12,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from parley.agents.brain import ProviderRetry, ToolRunner, Turn
-from parley.executors.retry import parse_retry_after
+from parley.client.retry import parse_retry_after
 from parley.tool_definitions import load
 
 

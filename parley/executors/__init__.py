@@ -1,6 +1,6 @@
 """A zero-dependency (standard library only) executor for parley's tools."""
 
+from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
 from parley.executors.executor import Executor, ToolResult
-from parley.executors.transport import KeepAliveTransport, Response, Transport, TransportError
 
 __all__ = ["Executor", "KeepAliveTransport", "Response", "ToolResult", "Transport", "TransportError"]

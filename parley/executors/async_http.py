@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
-from parley.executors.executor import DEFAULT_TIMEOUT, Sleep, ToolResult, agent_headers, tool_call
-from parley.executors.transport import Response, TransportError
+from parley.client.calls import DEFAULT_TIMEOUT, Sleep
+from parley.client.transport import Response, TransportError
+from parley.executors.executor import ToolResult, agent_headers, tool_call
 
 
 class AsyncExecutor:

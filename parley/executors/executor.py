@@ -18,19 +18,16 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from parley import __version__
 from parley.boundary import wrap
-from parley.executors.retry import MAX_RETRY_AFTER, NOT_ACTED_STATUSES, backoff, parse_retry_after, should_retry
-from parley.executors.transport import KeepAliveTransport, Response, Transport, TransportError
+from parley.client import calls
+from parley.client.calls import DEFAULT_TIMEOUT, Send, Sleep, Steps, exchange
+from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
 from parley.tool_definitions.catalog import TOOLS, find
 from parley.tool_definitions.spec import ArgumentError, Request, Tool, build_request, check_arguments
-
-#: Seconds a request may take beyond the time the relay is asked to wait.
-DEFAULT_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,36 +104,11 @@ class Executor:
             return result
 
 
+CallFlow = Steps[ToolResult]
+
+
 def agent_headers(key: str, agent_name: str | None) -> dict[str, str]:
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "Accept": "application/json",
-        "User-Agent": f"parley-executor/{__version__}",
-    }
-    if agent_name:
-        headers["x-agent-name"] = agent_name
-    return headers
-
-
-@dataclasses.dataclass(frozen=True)
-class Send:
-    """Step of a tool call: send this request, then pass back the Response or TransportError."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes | None
-    timeout: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Sleep:
-    """Step of a tool call: wait this long, then pass back None."""
-
-    seconds: float
-
-
-CallFlow = Generator[Send | Sleep, "Response | TransportError | None", ToolResult]
+    return calls.agent_headers(key, agent_name)
 
 
 def tool_call(
@@ -165,23 +137,10 @@ def tool_call(
         request.body["client_msg_id"] = uuid.uuid4().hex
     wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0
     send = _send_step(request, headers, timeout + wait)
-    attempt = 0
-    while True:
-        attempt += 1
-        outcome = yield send
-        if isinstance(outcome, TransportError):
-            if attempt > retries or (outcome.sent and not tool.retry_safe):
-                return _failure(tool.name, "relay_unreachable", f"{outcome}; try again later", attempts=attempt)
-            yield Sleep(backoff(attempt - 1, None))
-            continue
-        assert outcome is not None
-        retry_after = parse_retry_after(outcome.headers.get("retry-after"))
-        retryable = should_retry(outcome.status) and (tool.retry_safe or outcome.status in NOT_ACTED_STATUSES)
-        waitable = retry_after is None or retry_after <= MAX_RETRY_AFTER
-        if retryable and waitable and attempt <= retries:
-            yield Sleep(backoff(attempt - 1, retry_after))
-            continue
-        return _render(tool, outcome, attempt)
+    outcome, attempts = yield from exchange(send, retries=retries, retry_safe=tool.retry_safe)
+    if isinstance(outcome, TransportError):
+        return _failure(tool.name, "relay_unreachable", f"{outcome}; try again later", attempts=attempts)
+    return _render(tool, outcome, attempts)
 
 
 def _send_step(request: Request, headers: dict[str, str], timeout: float) -> Send:

@@ -1,0 +1,126 @@
+"""``parley.AsyncClient``: the same calls as ``Client``, driven on httpx."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import httpx
+
+from parley import env
+from parley.client import calls
+from parley.client import records as r
+from parley.client.errors import ParleyError
+from parley.client.retry import backoff
+from parley.client.sync import FOLLOW_THROUGH
+from parley.client.transport import Response, TransportError
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.call(build(*args, **kwargs))
+
+    return calls.like(build, method)
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        name: str | None = None,
+        *,
+        admin_token: str | None = None,
+        timeout: float = calls.DEFAULT_TIMEOUT,
+        retries: int = 4,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url, key, name = env.client(url, key, name)
+        self.timeout, self.retries = timeout, retries
+        self.http = http or httpx.AsyncClient()
+        self.headers = calls.agent_headers(key, name, admin_token=admin_token)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, call: calls.Call[T]) -> T:
+        steps = call.steps(self.headers, self.timeout, self.retries)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, calls.Sleep):
+                    await asyncio.sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                outcome: Response | TransportError
+                try:
+                    answer = await self.http.request(
+                        step.method, self.url + step.path, headers=step.headers, content=step.body, timeout=step.timeout
+                    )
+                    headers = {k.lower(): v for k, v in answer.headers.items()}
+                    outcome = Response(answer.status_code, headers, answer.content)
+                except httpx.TimeoutException as exc:
+                    outcome = TransportError(f"the request to the relay timed out ({exc})", sent=True)
+                except httpx.TransportError as exc:
+                    sent = not isinstance(exc, httpx.ConnectError)
+                    outcome = TransportError(f"the request to the relay failed: {exc}", sent=sent)
+                step = steps.send(outcome)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    me = _method(calls.me)
+    board = _method(calls.board)
+    channels = _method(calls.channels)
+    join = _method(calls.join)
+    leave = _method(calls.leave)
+    add_member = _method(calls.add_member)
+    agents = _method(calls.agents)
+    post = _method(calls.post)
+    dm = _method(calls.dm)
+    read = _method(calls.read)
+    events = _method(calls.events)
+    claim = _method(calls.claim)
+    release = _method(calls.release)
+    mentions = _method(calls.mentions)
+    mark_mentions_read = _method(calls.mark_mentions_read)
+    search = _method(calls.search)
+    upload = _method(calls.upload)
+    download = _method(calls.download)
+    create_key = _method(calls.create_key)
+    list_keys = _method(calls.list_keys)
+    revoke = _method(calls.revoke)
+    archive = _method(calls.archive)
+    stats = _method(calls.stats)
+
+    async def follow(
+        self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS
+    ) -> AsyncIterator[r.Message]:
+        """Every message for you, forever, from ``since`` (default: now); see ``Client.follow``."""
+        cursor = since if since is not None else (await self.me()).cursor
+        failures = 0
+        while True:
+            try:
+                page = await self.events(cursor, wait=wait)
+            except ParleyError as exc:
+                if exc.code not in FOLLOW_THROUGH:
+                    raise
+                await asyncio.sleep(backoff(min(failures, 5), None))
+                failures += 1
+                continue
+            failures = 0
+            for message in page.messages:
+                cursor = message.id
+                yield message
+            cursor = page.cursor

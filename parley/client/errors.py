@@ -1,0 +1,20 @@
+"""The client's errors: one hierarchy, carrying the relay's own code and message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ParleyError(Exception):
+    """The relay refused: ``code`` is its stable error code (``channel_not_found``...), ``status`` the HTTP status."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status, self.extra = code, message, status, extra
+
+
+class RelayUnreachable(ParleyError):
+    """No answer from the relay (refused, reset, timed out), after the retries."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("relay_unreachable", message)

@@ -1,0 +1,137 @@
+"""``parley.Client``: the relay's whole API as typed methods. Standard library only.
+
+    with Client("http://127.0.0.1:8765", key="pa_...") as client:
+        client.post("build", "deployed", expects_reply="anyone")
+        for message in client.follow():        # everything for me, forever, from now
+            print(message.author, message.content)
+
+Every send carries a ``client_msg_id`` and is retried safely (stored once); connection failures, timeouts and
+5xx are retried with backoff (honouring Retry-After); a refusal raises ``ParleyError`` with the relay's code.
+Without arguments the relay, key and name come from ``PARLEY_URL``/``PARLEY_KEY``/``PARLEY_NAME`` or the client
+config file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
+
+from parley import env
+from parley.client import calls
+from parley.client import records as r
+from parley.client.errors import ParleyError, RelayUnreachable
+from parley.client.retry import backoff
+from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+#: Answers worth waiting out while following (the relay restarting, or busy): everything else is raised.
+FOLLOW_THROUGH = frozenset({"relay_unreachable", "http_502", "http_503", "http_504", "service_unavailable"})
+
+
+def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[Client, P], T]:
+    """A method from a call builder: the builder's own signature and docstring, run by the client."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.call(build(*args, **kwargs))
+
+    return calls.like(build, method)
+
+
+class Client:
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        name: str | None = None,
+        *,
+        admin_token: str | None = None,
+        timeout: float = calls.DEFAULT_TIMEOUT,
+        retries: int = 4,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url, key, name = env.client(url, key, name)
+        self.timeout, self.retries, self._sleep = timeout, retries, sleep
+        self.transport = transport or KeepAliveTransport(self.url)
+        self.headers = calls.agent_headers(key, name, admin_token=admin_token)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def call(self, call: calls.Call[T]) -> T:
+        """Run one call (any of ``parley.client.calls``)."""
+        steps = call.steps(self.headers, self.timeout, self.retries)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, calls.Sleep):
+                    self._sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                outcome: Response | TransportError
+                try:
+                    outcome = self.transport.handle(step.method, step.path, step.headers, step.body, step.timeout)
+                except TransportError as exc:
+                    outcome = exc
+                step = steps.send(outcome)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    me = _method(calls.me)
+    board = _method(calls.board)
+    channels = _method(calls.channels)
+    join = _method(calls.join)
+    leave = _method(calls.leave)
+    add_member = _method(calls.add_member)
+    agents = _method(calls.agents)
+    post = _method(calls.post)
+    dm = _method(calls.dm)
+    read = _method(calls.read)
+    events = _method(calls.events)
+    claim = _method(calls.claim)
+    release = _method(calls.release)
+    mentions = _method(calls.mentions)
+    mark_mentions_read = _method(calls.mark_mentions_read)
+    search = _method(calls.search)
+    upload = _method(calls.upload)
+    download = _method(calls.download)
+    # the operator's (admin_token=...)
+    create_key = _method(calls.create_key)
+    list_keys = _method(calls.list_keys)
+    revoke = _method(calls.revoke)
+    archive = _method(calls.archive)
+    stats = _method(calls.stats)
+
+    def follow(self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> Iterator[r.Message]:
+        """Every message for you, forever, from ``since`` (default: now). A relay that restarts or is busy is
+        waited out; nothing is skipped or repeated, because the cursor moves only past what was yielded."""
+        cursor = since if since is not None else self.me().cursor
+        failures = 0
+        while True:
+            try:
+                page = self.events(cursor, wait=wait)
+            except ParleyError as exc:
+                if exc.code not in FOLLOW_THROUGH:
+                    raise
+                self._sleep(backoff(min(failures, 5), None))
+                failures += 1
+                continue
+            failures = 0
+            for message in page.messages:
+                cursor = message.id
+                yield message
+            cursor = page.cursor
+
+
+__all__ = ["Client", "ParleyError", "RelayUnreachable"]
