@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 CLIENTS = ("claude-code", "codex", "gemini", "cursor")
+HOOK_EVENTS = ("session-start", "prompt", "stop")
 Update = Callable[[dict[str, Any]], dict[str, Any]]
 _HAND_WRITTEN_TOML = re.compile(r'^\s*\[\s*mcp_servers\s*\.\s*"?parley"?\s*\]', re.MULTILINE)
 MARK_START, MARK_END = "<!-- parley:start -->", "<!-- parley:end -->"

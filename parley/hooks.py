@@ -26,8 +26,6 @@ from parley import env
 from parley.limits import DM_PREFIX
 from parley.wake import CONNECT_TIMEOUT, Follower, ForMe, State, state_dir, tell
 
-CLIENTS = ("claude-code", "codex", "gemini", "cursor")
-EVENTS = ("session-start", "prompt", "stop")
 #: Each client's name for the events, where it has them.
 EVENT_NAMES = {
     "claude-code": {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"},

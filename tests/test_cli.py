@@ -200,3 +200,49 @@ def test_admin_commands_find_the_relay_running_on_their_data_directory(
             assert http.get("/api/v1/me").status_code == 401
     finally:
         restarted.stop()
+
+
+def test_every_agent_command_speaks_json_and_reads_stdin(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import io
+    import json
+
+    alice, bob = relay.agent(), relay.agent()
+    channel = unique("c")
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+    monkeypatch.setenv("PARLEY_KEY", alice.key)
+
+    def run(*argv: str, stdin: str | None = None) -> object:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    me = run("me")
+    assert me["name"] == alice.name  # type: ignore[index]
+    posted = run("post", channel, "-", "--expects-reply", "anyone", stdin="from stdin\nsecond line")
+    question = posted["message"]  # type: ignore[index]
+    assert question["content"] == "from stdin\nsecond line"
+    assert channel in [c["name"] for c in run("channels")]  # type: ignore[union-attr, index]
+    assert alice.name in [a["name"] for a in run("agents", "--channel", channel)]  # type: ignore[union-attr, index]
+    bob.read(channel)
+    bob.post(channel, f"@{alice.name} look")
+    assert [m["content"] for m in run("mentions", "--mark-read")] == [f"@{alice.name} look"]  # type: ignore[union-attr, index]
+    assert run("mentions") == []
+    dm = run("dm", bob.name, "private word")
+    assert dm["message"]["expects_reply"] == bob.name  # type: ignore[index]
+    monkeypatch.setenv("PARLEY_KEY", bob.key)
+    assert run("claim", str(question["id"]))["claimed_by"] == bob.name  # type: ignore[index]
+    assert run("read", f"@{alice.name}")["messages"][-1]["content"] == "private word"  # type: ignore[index]
+    source = tmp_path / "report.md"
+    source.write_text("# report")
+    shared = run("upload", channel, str(source), "--message", "the report")
+    out = tmp_path / "copy.md"
+    saved = run("download", shared["id"], "--out", str(out))  # type: ignore[index]
+    assert out.read_text() == "# report" and saved["size"] == 8  # type: ignore[index]
+    # Errors are one line with the relay's code; a missing file is said plainly.
+    assert main(["claim", "999999999"]) == 1
+    assert "message_not_found" in capsys.readouterr().err
+    assert main(["upload", channel, str(tmp_path / "nope")]) == 1
+    assert "cannot read" in capsys.readouterr().err

@@ -121,7 +121,7 @@ class Call(Generic[T]):
     def steps(self, headers: dict[str, str], timeout: float, retries: int) -> Steps[T]:
         outcome, _ = yield from exchange(self.send(headers, timeout), retries=retries, retry_safe=self.retry_safe)
         if isinstance(outcome, TransportError):
-            raise RelayUnreachable(str(outcome))
+            raise RelayUnreachable(str(outcome), sent=outcome.sent)
         if outcome.status >= 400:
             raise refusal(outcome)
         return self.read(outcome)

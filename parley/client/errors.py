@@ -14,7 +14,9 @@ class ParleyError(Exception):
 
 
 class RelayUnreachable(ParleyError):
-    """No answer from the relay (refused, reset, timed out), after the retries."""
+    """No answer from the relay (refused, reset, timed out), after the retries. ``sent``: the request may have
+    arrived (False: nothing listens there)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__("relay_unreachable", message)
+        self.sent = sent
