@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 
 class MissingExtra(ImportError):
     """A part of parley was used without the extra that installs what it needs."""
 
 
-def need(extra: str, *modules: str, what: str) -> None:
-    """Raise ``MissingExtra`` naming ``pip install 'parley-relay[extra]'`` unless every module can be imported."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    if missing:
-        raise MissingExtra(f"{what} needs {', '.join(missing)}: install it with  pip install 'parley-relay[{extra}]'")
+def missing(extra: str, what: str, cause: ImportError) -> MissingExtra:
+    """The error to raise when importing ``what`` failed for want of ``extra``."""
+    module = cause.name or str(cause)
+    return MissingExtra(f"{what} needs {module}: install it with  pip install 'parley-relay[{extra}]'")

@@ -16,12 +16,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import anyio
-import httpx
-import mcp.types as types
-from mcp.server.lowlevel import Server
-from mcp.server.stdio import stdio_server
-from pydantic import BaseModel
+from parley.extras import missing
+
+try:
+    import anyio
+    import httpx
+    import mcp.types as types
+    from mcp.server.lowlevel import Server
+    from mcp.server.stdio import stdio_server
+    from pydantic import BaseModel
+except ImportError as exc:
+    raise missing("mcp", "parley's MCP server", exc) from exc
 
 from parley import __version__, env
 from parley.client.retry import backoff

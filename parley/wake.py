@@ -17,7 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+from parley.extras import missing
+
+try:
+    import httpx
+except ImportError as exc:
+    raise missing("mcp", "following the relay (parley tail, parley hook)", exc) from exc
 
 from parley import env
 from parley.boundary import wrap

@@ -118,3 +118,16 @@ def test_readme_connect_block_configures_claude_code(relay: Relay, tmp_path: Pat
     assert json.loads((tmp_path / "client.json").read_text())["key"] == key
     assert "parley" in json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]
     assert (tmp_path / ".claude" / "settings.json").exists() and (tmp_path / "CLAUDE.md").exists()
+
+
+def test_readme_client_snippet_runs(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (block,) = _marked_blocks("client", "python")
+    alice = relay.agent()
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+    monkeypatch.setenv("PARLEY_KEY", alice.key)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "Who can review PR 12?" in printed
+    assert [m["author"] for m in alice.read("build")["messages"]][-1] == alice.name

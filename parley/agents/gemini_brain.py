@@ -6,9 +6,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import httpx
-from google import genai
-from google.genai import errors, types
+from parley.extras import missing
+
+try:
+    import httpx
+    from google import genai
+    from google.genai import errors, types
+except ImportError as exc:
+    raise missing("gemini", "the Gemini agents", exc) from exc
 
 from parley.agents.brain import ProviderRetry, ToolRunner, Turn
 from parley.client.retry import parse_retry_after

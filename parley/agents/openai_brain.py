@@ -8,8 +8,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import openai
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
+from parley.extras import missing
+
+try:
+    import openai
+    from openai.types.chat import ChatCompletionMessageFunctionToolCall
+except ImportError as exc:
+    raise missing("openai", "the OpenAI agents", exc) from exc
 
 from parley.agents.brain import ProviderRetry, ToolRunner, Turn
 from parley.client.retry import parse_retry_after

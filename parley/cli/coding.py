@@ -15,12 +15,10 @@ from typing import Any
 from parley import connect, env
 from parley.cli.common import CLIError, client, client_config
 from parley.client import ParleyError
-from parley.extras import need
 
 
 def cmd_mcp(args: argparse.Namespace) -> None:
-    need("mcp", "mcp", "httpx", what="parley mcp")
-    from parley.mcp_server import serve_stdio
+    from parley.mcp_server import serve_stdio  # says which extra to install when it is missing
 
     url, key, name = client_config(args)
     asyncio.run(serve_stdio(url, key, name))
@@ -28,10 +26,9 @@ def cmd_mcp(args: argparse.Namespace) -> None:
 
 def cmd_tail(args: argparse.Namespace) -> None:
     """One line per message meant for me, forever, resuming from its cursor after a restart."""
-    need("mcp", "httpx", what="parley tail")
     import httpx
 
-    from parley.wake import Follower
+    from parley.wake import Follower  # says which extra to install when it is missing
 
     url, key, name = client_config(args)
 

@@ -6,7 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import httpx
+from parley.extras import missing
+
+try:
+    import httpx
+except ImportError as exc:
+    raise missing("async", "parley.AsyncClient", exc) from exc
 
 from parley import env
 from parley.client import calls

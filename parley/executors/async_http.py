@@ -11,7 +11,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
+from parley.extras import missing
+
+try:
+    import httpx
+except ImportError as exc:
+    raise missing("async", "parley.executors.async_http", exc) from exc
 
 from parley.client.calls import DEFAULT_TIMEOUT, Sleep
 from parley.client.transport import Response, TransportError

@@ -21,10 +21,15 @@ import re
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import JsonbDumper
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from parley.extras import missing
+
+try:
+    import psycopg
+    from psycopg.rows import dict_row
+    from psycopg.types.json import JsonbDumper
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
+except ImportError as exc:
+    raise missing("postgres", "the PostgreSQL store", exc) from exc
 
 from parley.relay.errors import RelayError, Unavailable, too_slow, unstorable
 from parley.relay.models import Posted
