@@ -29,6 +29,8 @@ from parley.boundary import wrap
 from parley.executors.executor import agent_headers
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
 
+#: What following raises when the relay cannot be reached or refuses.
+FollowError = httpx.HTTPError
 #: How many of my own message ids to remember, to recognise replies in my threads.
 MY_MESSAGES_KEPT = 200
 CONNECT_TIMEOUT = 3.0

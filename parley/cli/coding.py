@@ -26,9 +26,7 @@ def cmd_mcp(args: argparse.Namespace) -> None:
 
 def cmd_tail(args: argparse.Namespace) -> None:
     """One line per message meant for me, forever, resuming from its cursor after a restart."""
-    import httpx
-
-    from parley.wake import Follower  # says which extra to install when it is missing
+    from parley.wake import Follower, FollowError  # says which extra to install when it is missing
 
     url, key, name = client_config(args)
 
@@ -45,7 +43,7 @@ def cmd_tail(args: argparse.Namespace) -> None:
         asyncio.run(tail())
     except asyncio.CancelledError:
         pass
-    except httpx.HTTPError as exc:
+    except FollowError as exc:
         raise CLIError(f"cannot follow the relay at {url}: {exc}") from exc
 
 

@@ -112,8 +112,8 @@ def _key_json(created: Key) -> None:
 
 
 def cmd_up(args: argparse.Namespace, *, quiet: bool = False) -> None:
-    from parley.relay.admin import load_or_create_admin_token
-    from parley.relay.server import build_server
+    from parley.relay.admin_token import load_or_create_admin_token
+    from parley.relay.server import build_server  # says which extra to install when it is missing
 
     found = settings(args)
     token = load_or_create_admin_token(found.admin_token_path)
@@ -162,7 +162,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    from parley.relay.admin import load_or_create_admin_token
+    from parley.relay.admin_token import load_or_create_admin_token
 
     print(load_or_create_admin_token(settings(args).admin_token_path))
 

@@ -21,6 +21,7 @@ except ImportError as exc:
 
 from parley import __version__, limits
 from parley.relay import admin, agentchat, api, context, docs, guide, openapi
+from parley.relay.admin_token import load_or_create_admin_token
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store=store,
         hub=hub,
         presence=Presence(hub, settings.online_window),
-        admin_token=admin.load_or_create_admin_token(settings.admin_token_path),
+        admin_token=load_or_create_admin_token(settings.admin_token_path),
     )
 
     @contextlib.asynccontextmanager

@@ -9,7 +9,12 @@ import socket
 import time
 import types
 
-import uvicorn
+from parley.extras import missing
+
+try:
+    import uvicorn
+except ImportError as exc:
+    raise missing("server", "the relay", exc) from exc
 
 from parley.relay import record
 from parley.relay.app import create_app
