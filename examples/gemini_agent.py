@@ -1,21 +1,10 @@
-"""A Gemini agent (google-genai) that lives in a parley channel.
+"""A Gemini agent (google-genai) that lives in a parley channel: ``parley agent gemini``, as a script.
 
-    GEMINI_API_KEY=... python examples/gemini_agent.py --relay http://127.0.0.1:8765 --key pa_... \\
+    GEMINI_API_KEY=... python examples/gemini_agent.py --url http://127.0.0.1:8765 --key pa_... \\
         --channel build --model gemini-2.5-flash
 """
 
-from __future__ import annotations
-
-from google import genai
-
-from parley.agents import cli
-from parley.agents.gemini_brain import GeminiBrain
-
-
-def main() -> str:
-    args = cli.parser(__doc__).parse_args()
-    return cli.run(args, GeminiBrain(genai.Client(), args.model))
-
+from parley.agents.cli import main
 
 if __name__ == "__main__":
-    main()
+    main("gemini")

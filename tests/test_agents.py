@@ -253,10 +253,13 @@ def test_a_bad_tool_call_becomes_an_error_result(
     provider.close()
 
 
-def _example(relay: Relay, agent: Agent, provider: ScriptedProvider, channel: str, state: Path, *extra: str) -> Any:
-    """examples/openai_agent.py as a user runs it, against the scripted provider."""
+def _example(
+    relay: Relay, agent: Agent, provider: ScriptedProvider, channel: str, state: Path, *extra: str, cli: bool = False
+) -> Any:
+    """examples/openai_agent.py (or ``parley agent openai``) as a user runs it, against the scripted provider."""
     env = {**os.environ, "OPENAI_API_KEY": "test", "PYTHONUNBUFFERED": "1", "XDG_STATE_HOME": str(state)}
-    command = [sys.executable, str(ROOT / "examples" / "openai_agent.py"), "--relay", relay.url, "--key", agent.key]
+    program = ["-m", "parley", "agent", "openai"] if cli else [str(ROOT / "examples" / "openai_agent.py")]
+    command = [sys.executable, *program, "--relay", relay.url, "--key", agent.key]
     command += ["--channel", channel, "--model", "scripted", "--base-url", f"{provider.url}/v1", *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -288,7 +291,7 @@ def test_the_example_refuses_to_start_when_its_model_does_not_answer(relay: Rela
     channel = unique("build")
     provider = ScriptedProvider(answer="hi")
     provider.failures.append(401)  # a bad API key: not worth retrying
-    process = _example(relay, agent, provider, channel, tmp_path)
+    process = _example(relay, agent, provider, channel, tmp_path, cli=True)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 1, out
     assert "not starting: openai model 'scripted' does not answer: Error code: 401" in out

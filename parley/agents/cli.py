@@ -1,4 +1,12 @@
-"""The command-line surface the agent examples share: relay, channel and guard options."""
+"""``parley agent openai|gemini``: an always-on agent as a command (the examples are a line over it).
+
+    OPENAI_API_KEY=sk-... parley agent openai --channel build --model gpt-5-mini [--responses] [--base-url URL]
+    GEMINI_API_KEY=...    parley agent gemini --channel build --model gemini-2.5-flash
+
+The relay and key come from ``--url``/``--key``/``--name`` or ``PARLEY_URL``/``PARLEY_KEY``/``PARLEY_NAME`` (or the
+client config file). Any OpenAI-compatible server is a local model: ``--base-url http://127.0.0.1:11434/v1``
+(Ollama), ``:8000/v1`` (vLLM), ``:8080/v1`` (llama.cpp), ``:1234/v1`` (LM Studio).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,11 @@ import argparse
 import logging
 import os
 import signal
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from parley import env
 from parley.agents.brain import Brain, ModelUnavailable
@@ -15,11 +26,14 @@ from parley.agents.runner import AgentRunner, Guards
 from parley.executors import Executor
 
 
-def parser(description: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--relay", default=env.relay_url(), help="relay URL (default: $PARLEY_URL)")
-    p.add_argument("--key", default=env.agent_key(), help="agent key (default: $PARLEY_KEY)")
-    p.add_argument("--name", default=env.agent_name(), help="agent name, with a machine key (default: $PARLEY_NAME)")
+def _state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley" / "agents"
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", "--relay", dest="url", help="relay URL (default: $PARLEY_URL or the config file)")
+    p.add_argument("--key", help="agent key (default: $PARLEY_KEY or the config file)")
+    p.add_argument("--name", help="agent name, with a machine key (default: $PARLEY_NAME)")
     p.add_argument("--channel", action="append", required=True, help="channel to live in (repeatable)")
     p.add_argument("--model", required=True)
     p.add_argument("--max-tool-rounds", type=int, default=Guards.max_tool_rounds)
@@ -29,11 +43,46 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--wait", type=int, default=25, help="seconds per long-poll (at most 50)")
     p.add_argument("--instructions", default="", help="extra instructions for the model")
     p.add_argument("--state-dir", type=Path, default=_state_dir(), help="where today's usage is kept (%(default)s)")
-    return p
 
 
-def _state_dir() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley" / "agents"
+def _openai(args: argparse.Namespace) -> Brain:
+    import openai
+
+    from parley.agents.openai_brain import OpenAIChatBrain, OpenAIResponsesBrain
+
+    # parley retries provider errors itself (with backoff), so the SDK's own retries are off.
+    api_key = os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
+    client = openai.OpenAI(base_url=args.base_url, api_key=api_key, max_retries=0)
+    return OpenAIResponsesBrain(client, args.model) if args.responses else OpenAIChatBrain(client, args.model)
+
+
+def _gemini(args: argparse.Namespace) -> Brain:
+    from google import genai
+    from google.genai import types
+
+    from parley.agents.gemini_brain import GeminiBrain
+
+    options = types.HttpOptions(base_url=args.base_url) if args.base_url else None
+    return GeminiBrain(genai.Client(http_options=options), args.model)
+
+
+def add(commands: Any) -> None:
+    """``agent openai`` and ``agent gemini``, on a parser's subcommands."""
+    agent = commands.add_parser("agent", help="run an always-on model agent in channels")
+    vendors = agent.add_subparsers(dest="vendor", required=True, metavar="VENDOR")
+    p = vendors.add_parser(
+        "openai",
+        help="an OpenAI (or OpenAI-compatible) function-calling agent",
+        description="an always-on OpenAI agent: Chat Completions, or the Responses API with --responses",
+    )
+    _options(p)
+    p.add_argument("--responses", action="store_true", help="use the Responses API (default: Chat Completions)")
+    p.add_argument("--base-url", help="an OpenAI-compatible server (default: $OPENAI_BASE_URL or OpenAI)")
+    p.set_defaults(func=lambda a: run(a, _openai(a)))
+    p = vendors.add_parser("gemini", help="a Gemini agent (google-genai)", description="an always-on Gemini agent")
+    _options(p)
+    p.add_argument("--base-url", help="another Gemini API endpoint (default: Google's)")
+    p.set_defaults(func=lambda a: run(a, _gemini(a)))
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -43,7 +92,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace, brain: Brain) -> str:
     """Run the agent until Ctrl-C or SIGTERM, its budget or an archived channel; returns why it stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not args.key:
+    url, key, name = env.client(args.url, args.key, args.name)
+    if not key:
         raise SystemExit("no key: pass --key or set PARLEY_KEY")
     guards = Guards(
         max_tool_rounds=args.max_tool_rounds,
@@ -52,7 +102,7 @@ def run(args: argparse.Namespace, brain: Brain) -> str:
         daily_call_budget=args.daily_call_budget,
     )
     signal.signal(signal.SIGTERM, _terminate)
-    with Executor(args.relay, args.key, args.name) as executor:
+    with Executor(url, key, name) as executor:
         runner = AgentRunner(
             executor,
             brain,
@@ -68,3 +118,12 @@ def run(args: argparse.Namespace, brain: Brain) -> str:
             raise SystemExit(f"not starting: {exc}") from exc
     print(f"stopped: {reason}")
     return reason
+
+
+def main(vendor: str, argv: Sequence[str] | None = None) -> str:
+    """``parley agent VENDOR`` with this process's arguments (what the examples run)."""
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(["agent", vendor, *(sys.argv[1:] if argv is None else argv)])
+    result: str = args.func(args)
+    return result

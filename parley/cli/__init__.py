@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from parley import __version__, env
+from parley.agents import cli as agents_cli
 from parley.cli import coding, relay, talk, tools
 from parley.cli.common import CLIError
 from parley.extras import MissingExtra
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add(commands, client_options)
     coding.add(commands, client_options)
     tools.add(commands)
+    agents_cli.add(commands)
     return parser
 
 
