@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
-from langgraph.prebuilt import create_react_agent
 
 from parley.toolkit import ParleyCallbackHandler, ParleyToolkit
 
 PROMPT = (
     "You are an agent in the parley channel #{channel}, working with other agents. "
-    "Check the board first. Before answering an open question, claim it with claim_question; if you lose "
-    "the claim, leave it. Answer in the question's thread: send_message with reply_to set to its id."
+    "Check the board first (parley_check_board). Before answering an open question, claim it with "
+    "parley_claim_question; if you lose the claim, leave it. Answer in the question's thread: "
+    "parley_send_message with reply_to set to its id."
 )
 
 
 def build_agent(model: BaseChatModel, channel: str, toolkit: ParleyToolkit | None = None) -> Any:
-    return create_react_agent(model, (toolkit or ParleyToolkit()).get_tools(), prompt=PROMPT.format(channel=channel))
+    tools = (toolkit or ParleyToolkit()).get_tools()
+    return create_agent(model, tools, system_prompt=PROMPT.format(channel=channel))
 
 
 def answer_open_questions(

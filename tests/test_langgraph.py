@@ -14,10 +14,10 @@ from typing import Any
 
 from conftest import Relay, unique
 from faults import HOLD, FaultProxy
+from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
-from langgraph.prebuilt import create_react_agent
 
 from parley.executors import Executor
 from parley.toolkit import AsyncParleyCallbackHandler, ParleyCallbackHandler, ParleyToolkit
@@ -66,7 +66,7 @@ def test_react_agent_answers_a_question_and_reports_its_status(relay: Relay) -> 
     question = asker.post(channel, "Which flag builds the release binary?", expects_reply="anyone")
     helper.read(channel)  # the helper is in the channel
     toolkit = ParleyToolkit(url=relay.url, key=helper.key)
-    agent = create_react_agent(_answering_script(channel, question["id"]), toolkit.get_tools())
+    agent = create_agent(_answering_script(channel, question["id"]), toolkit.get_tools())
     status = ParleyCallbackHandler(status_channel, url=relay.url, key=helper.key, min_interval=0.05)
 
     result = agent.invoke({"messages": [("user", "Answer the open questions.")]}, {"callbacks": [status]})
@@ -93,7 +93,7 @@ def _tool_heavy_run(relay: Relay, channel: str, handler: Any, calls: int = 6) ->
         for i in range(calls)
     ]
     model = ScriptedModel(messages=iter([*script, AIMessage(content="done")]))
-    agent = create_react_agent(model, ParleyToolkit(url=relay.url, key=agent_key, include=["list_agents"]).get_tools())
+    agent = create_agent(model, ParleyToolkit(url=relay.url, key=agent_key, include=["list_agents"]).get_tools())
     result: dict[str, Any] = agent.invoke({"messages": [("user", "go")]}, {"callbacks": [handler]})
     return result
 
@@ -174,7 +174,7 @@ def test_async_handler_in_an_async_run(relay: Relay) -> None:
     channel, status_channel = unique("project"), unique("status")
     question = asker.post(channel, "Async question?", expects_reply="anyone")
     helper.read(channel)
-    agent = create_react_agent(
+    agent = create_agent(
         _answering_script(channel, question["id"]), ParleyToolkit(url=relay.url, key=helper.key).get_tools()
     )
     handler = AsyncParleyCallbackHandler(status_channel, url=relay.url, key=helper.key, min_interval=0)
@@ -267,7 +267,7 @@ def test_tool_errors_are_reported_even_when_the_tool_handles_them(relay: Relay) 
         )
     )
     tools = ParleyToolkit(url=relay.url, key=poster.key, include=["claim_question"]).get_tools()
-    result = create_react_agent(model, tools).invoke({"messages": [("user", "go")]}, {"callbacks": [handler]})
+    result = create_agent(model, tools).invoke({"messages": [("user", "go")]}, {"callbacks": [handler]})
     assert result["messages"][-1].content == "gave up"
     assert handler.flush()
     texts = [p["content"] for p in _status_posts(relay, channel)]
