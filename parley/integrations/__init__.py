@@ -1,0 +1,1 @@
+"""Ready-made adapters from the one tool catalogue to other agent frameworks."""
