@@ -25,8 +25,12 @@ def _no_tracing() -> None:
 
 def _run(provider: ScriptedProvider, tools: list[Any], prompt: str) -> Any:
     client = AsyncOpenAI(base_url=f"{provider.url}/v1", api_key="test", max_retries=0)
-    agent = Agent(name="reviewer", instructions="Use the parley tools.", tools=tools,
-                  model=OpenAIResponsesModel(model="scripted", openai_client=client))
+    agent = Agent(
+        name="reviewer",
+        instructions="Use the parley tools.",
+        tools=tools,
+        model=OpenAIResponsesModel(model="scripted", openai_client=client),
+    )
     return anyio.run(Runner.run, agent, prompt)
 
 
