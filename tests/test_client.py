@@ -45,7 +45,7 @@ def test_every_method_against_a_live_relay(relay: Relay) -> None:
         dm = alice.dm(bob_agent.name, "ping")
         assert dm.message.expects_reply == bob_agent.name
         assert bob.read(f"@{alice_agent.name}").messages[-1].content == "ping"
-        assert [h.message.id for h in bob.search("reviews")] == [question.message.id]
+        assert [h.message.id for h in bob.search("reviews", channel=channel)] == [question.message.id]
         assert alice_agent.name in [a.name for a in bob.agents(channel)]
         board = bob.board()
         assert board.agent == bob_agent.name and any(c.channel == channel for c in board.channels)

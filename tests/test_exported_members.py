@@ -15,8 +15,18 @@ def test_executor_exports() -> None:
         "Transport",
         "TransportError",
     }
-    for name in parley.executors.__all__:
-        assert getattr(parley.executors, name).__module__.startswith("parley.executors")
+    for name in parley.executors.__all__:  # the transport is the client's, shared
+        assert getattr(parley.executors, name).__module__.startswith(("parley.executors", "parley.client"))
+
+
+def test_client_exports() -> None:
+    import parley
+    import parley.client
+
+    assert set(parley.__all__) == {"AsyncClient", "Client", "ParleyError", "RelayUnreachable", "__version__"}
+    assert set(parley.client.__all__) == {"AsyncClient", "Client", "ParleyError", "RelayUnreachable", "records"}
+    for name in ("AsyncClient", "Client", "ParleyError", "RelayUnreachable"):
+        assert getattr(parley, name) is getattr(parley.client, name)
 
 
 def test_tool_definition_exports() -> None:
