@@ -138,7 +138,8 @@ def cmd_key_create(args: argparse.Namespace) -> None:
 
 
 def cmd_invite(args: argparse.Namespace) -> None:
-    created: Key = admin(args, calls.create_key(name=args.name_, channels=args.channel, expires=args.expires))
+    key = calls.create_key(name=args.name_, channels=args.channel, expires=args.expires, human=args.human)
+    created: Key = admin(args, key)
     _key_json(created) if args.json else print_key(created, admin_url(args))
 
 
@@ -208,6 +209,7 @@ def add(commands: Any) -> None:
     p = commands.add_parser("invite", help="mint an agent key bound to one name", description="mint an agent key")
     p.add_argument("--name", dest="name_", required=True, help="the agent's name")
     p.add_argument("--channel", action="append", help="limit the key to this channel (repeatable)")
+    p.add_argument("--human", action="store_true", help="a person, who signs in to the dashboard with this key")
     admin_options(p, cmd_invite)
 
     p = commands.add_parser("keys", help="list keys (never their secrets)", description="list keys")

@@ -288,7 +288,7 @@ def search(query: str, *, channel: str | None = None, limit: int | None = None) 
 
 def agents(channel: str | None = None) -> Call[list[r.Agent]]:
     def read(found: list[dict[str, Any]]) -> list[r.Agent]:
-        return [r.Agent(a["name"], a.get("last_seen"), bool(a["online"])) for a in found]
+        return [r.Agent(a["name"], a.get("last_seen"), bool(a["online"]), bool(a.get("human"))) for a in found]
 
     return Call("GET", "/api/v1/agents", _as(read, "agents"), {"channel": channel})
 
@@ -329,8 +329,10 @@ def create_key(
     machine: str | None = None,
     channels: list[str] | None = None,
     expires: str | None = None,
+    human: bool = False,
 ) -> Call[r.Key]:
-    body = {"kind": kind, "name": name, "machine": machine, "channels": channels, "expires": expires}
+    """Mint a key (shown once): ``human`` marks the agent as a person, who signs in to the dashboard with it."""
+    body = {"kind": kind, "name": name, "machine": machine, "channels": channels, "expires": expires, "human": human}
     return Call("POST", "/admin/keys", _as(r.Key.from_dict), json=body, retry_safe=False)
 
 

@@ -178,6 +178,7 @@ class Agent:
     name: str
     last_seen: str | None
     online: bool
+    human: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,8 +28,8 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
         raise Unprocessable(
             "a machine key needs 'machine' (and no 'name'); an agent key needs 'name'", code="invalid_key_request"
         )
-    if body.kind == "machine" and body.channels is not None:
-        raise Unprocessable("channel limits apply to agent keys only", code="invalid_key_request")
+    if body.kind == "machine" and (body.channels is not None or body.human):
+        raise Unprocessable("channel limits and human apply to agent keys only", code="invalid_key_request")
     try:
         expires_in = rules.parse_duration(body.expires) if body.expires else None
     except ValueError as exc:
@@ -48,6 +48,7 @@ async def create_key(relay: Admin, body: CreateKey) -> JSONResponse:
         channels=body.channels,
         expires_in=expires_in,
         welcome=relay.settings.welcome_channels,
+        human=body.human,
     )
     return ok({"key": secret, **record.public()}, status=201)
 

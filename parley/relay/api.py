@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
 from parley import limits
+from parley.relay import context, rules
 from parley.relay import openapi as doc
-from parley.relay import rules
 from parley.relay.context import Agent, Reader, Writer, writer
-from parley.relay.errors import BadRequest, Unprocessable
+from parley.relay.errors import BadRequest, RelayError, Unprocessable
 from parley.relay.models import Draft, Page, Posted, iso
 from parley.relay.openapi import FILE_RESPONSE, UPLOAD_BODY, answers, json_body
 from parley.relay.responses import invalid, ok
@@ -317,6 +318,45 @@ async def events(
     return ok(_page(page), budget=agent.budget)
 
 
+@router.get("/events/stream", include_in_schema=False)
+async def event_stream(
+    request: Request, agent: Reader, since: Cursor = None, channel: OptionalChannel = None
+) -> StreamingResponse:
+    """``events`` as Server-Sent Events, forever: each message once (``id`` is its id), resuming after
+    ``Last-Event-ID`` on a reconnect, so nothing is skipped or repeated. A revoked key gets ``signed-out``."""
+    resume = request.headers.get("last-event-id", "")
+    cursor = int(resume) if resume.isdigit() else since
+    if cursor is None:
+        cursor = await agent.relay.store.read(sql.high_water)
+    return StreamingResponse(_stream(request, agent, cursor, channel), media_type="text/event-stream", headers=_SSE)
+
+
+_SSE = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+async def _stream(request: Request, agent: Agent, cursor: int, channel: str | None) -> AsyncIterator[str]:
+    store, relay = agent.relay.store, agent.relay
+    yield "retry: 1000\n\n"
+    while not (relay.hub.closed or await request.is_disconnected()):  # a stopping relay ends the stream
+        try:
+            _, caller = await context.authenticate(request)
+        except RelayError:
+            yield "event: signed-out\ndata: {}\n\n"
+            return
+        current = dataclasses.replace(agent, caller=caller)
+
+        async def read(since: int | None, who: Agent = current) -> Page:
+            limit = limits.MAX_LIST_LIMIT
+            return await store.read(sql.read_events, who.caller, since=since, limit=limit, channel_name=channel)
+
+        page = await _long_poll(current, read, cursor, relay.settings.max_wait, limits.MAX_LIST_LIMIT)
+        for message in page.messages:
+            yield f"id: {message.id}\nevent: message\ndata: {json.dumps(message.to_dict())}\n\n"
+        cursor = page.cursor
+        if not page.messages:
+            yield ": still here\n\n"
+
+
 @router.post("/dm", **answers(doc.Posted, operation_id="send_dm", status=201, also=(200,)))
 async def send_dm(request: Request, agent: Writer, body: PostDM) -> JSONResponse:
     """Send a direct message {target_agent, content}; only you two can ever read it."""
@@ -377,7 +417,7 @@ async def list_agents(agent: Reader, channel: OptionalChannel = None) -> JSONRes
     found = []
     for seen in await agent.relay.store.read(sql.agents, agent.caller, channel_name=channel):
         last_seen, online = presence.describe(seen.id, seen.last_seen)
-        found.append({"name": seen.name, "last_seen": iso(last_seen), "online": online})
+        found.append({"name": seen.name, "last_seen": iso(last_seen), "online": online, "human": seen.human})
     return ok({"agents": found}, budget=agent.budget)
 
 

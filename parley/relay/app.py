@@ -20,7 +20,7 @@ except ImportError as exc:
     raise missing("server", "the relay", exc) from exc
 
 from parley import __version__, limits
-from parley.relay import admin, agentchat, api, context, docs, guide, openapi
+from parley.relay import admin, agentchat, api, context, dashboard, docs, guide, openapi
 from parley.relay.admin_token import load_or_create_admin_token
 from parley.relay.context import Relay
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     openapi.install(app)
     mcp = McpEndpoint(app, settings.mcp_allowed_hosts)
     app.router.routes.append(Route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    app.router.routes.extend(dashboard.routes())
     app.add_exception_handler(RelayError, _relay_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:
+        if dashboard.wants_page(request):
+            return dashboard.page()
         built = guide.build(str(request.base_url), api.router.routes, settings)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(built)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from parley.relay import sessions
 from parley.relay.errors import BadRequest, Unauthorized
 from parley.relay.hub import Hub
 from parley.relay.models import Caller
@@ -62,10 +63,18 @@ def _secret(authorization: str | None, api_key: str | None) -> str:
 
 
 async def authenticate(request: Request) -> tuple[Relay, Caller]:
+    """The caller: its key in the headers, or a signed-in page's cookie (whose writes must carry the CSRF token)."""
     relay = relay_of(request)
     headers = request.headers
-    secret = _secret(headers.get("authorization"), headers.get("x-agent-api-key"))
-    caller = await relay.store.authenticate(secret, headers.get("x-agent-name"))
+    signed_in = None
+    if not (headers.get("authorization") or headers.get("x-agent-api-key")):
+        signed_in = sessions.cookie_credentials(request)
+    if signed_in is not None:
+        secret, name = signed_in
+    else:
+        secret = _secret(headers.get("authorization"), headers.get("x-agent-api-key"))
+        name = headers.get("x-agent-name")
+    caller = await relay.store.authenticate(secret, name)
     relay.presence.touch(caller.agent_id)
     return relay, caller
 
@@ -89,7 +98,7 @@ async def admin(request: Request, x_admin_token: Annotated[str | None, Header()]
     """The operator: the admin token as X-Admin-Token, or as a bearer token (what Prometheus sends)."""
     relay = relay_of(request)
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    sent = x_admin_token or (bearer.strip() if scheme.lower() == "bearer" else "")
+    sent = x_admin_token or (bearer.strip() if scheme.lower() == "bearer" else "") or sessions.admin_cookie(request)
     if not sent or not hmac.compare_digest(sent.encode(), relay.admin_token.encode()):
         raise Unauthorized(
             "send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token"

@@ -139,6 +139,10 @@ class Hub:
                 if not waiter.future.done():
                     waiter.future.set_result(None)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Answer every parked wait (with nothing new) so shutdown does not hang on them."""
         self._closed = True

@@ -253,6 +253,7 @@ class Seen:
     id: int
     name: str
     last_seen: float | None
+    human: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

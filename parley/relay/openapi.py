@@ -161,6 +161,7 @@ class Seen(BaseModel):
     name: str
     last_seen: str | None
     online: bool
+    human: bool = Field(description="a person (signs in to the dashboard), not a model")
 
 
 class Agents(BaseModel):

@@ -175,6 +175,7 @@ class CreateKey(Body):
     name: Name | None = None
     channels: list[ChannelName] | None = None
     expires: Annotated[str | None, Field(max_length=32)] = None
+    human: bool = False
 
 
 class Revoke(Body):

@@ -125,4 +125,11 @@ ALTER TABLE messages ALTER COLUMN id SET DEFAULT nextval('message_ids');
 ALTER SEQUENCE message_ids OWNED BY messages.id;
 """,
     ),
+    (
+        3,
+        """
+-- People sign in to the dashboard with keys of their own: they are agents marked human.
+ALTER TABLE agents ADD COLUMN human BOOLEAN NOT NULL DEFAULT FALSE;
+""",
+    ),
 ]

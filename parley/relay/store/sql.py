@@ -314,6 +314,7 @@ async def create_key(
     channels: list[str] | None = None,
     expires_in: float | None = None,
     welcome: tuple[str, ...] = (),
+    human: bool = False,
 ) -> tuple[KeyRecord, str]:
     """A new key and its secret (shown once). An agent key's agent is created with it, in the ``welcome``
     channels its key may use."""
@@ -347,7 +348,11 @@ async def create_key(
             raise Conflict(f"'{agent_name}' is registered under a machine key; pick another name", code="name_taken")
         if row is None:
             created = await _one(
-                tx, "INSERT INTO agents (name, created_at) VALUES (:name, :now) RETURNING id", name=agent_name, now=now
+                tx,
+                "INSERT INTO agents (name, created_at, human) VALUES (:name, :now, :human) RETURNING id",
+                name=agent_name,
+                now=now,
+                human=human,
             )
             assert agent_name is not None
             allowed = [c for c in welcome if channels is None or c in channels]
@@ -942,16 +947,16 @@ async def agents(tx: Tx, caller: Caller, *, channel_name: str | None) -> list[Se
     """Every agent, or a channel's members, with when the database last saw each."""
     if channel_name is None:
         rows = await tx.all(
-            f"SELECT a.id, a.name, a.last_seen FROM agents a WHERE {known_agents(tx, caller)} ORDER BY a.name",
+            f"SELECT a.id, a.name, a.last_seen, a.human FROM agents a WHERE {known_agents(tx, caller)} ORDER BY a.name",
             **who(tx, caller),
         )
     else:
         rows = await tx.all(
-            "SELECT a.id, a.name, a.last_seen FROM memberships ms JOIN agents a ON a.id = ms.agent_id"
+            "SELECT a.id, a.name, a.last_seen, a.human FROM memberships ms JOIN agents a ON a.id = ms.agent_id"
             " WHERE ms.channel_id = :channel ORDER BY a.name",
             channel=(await channel(tx, caller, channel_name)).id,
         )
-    return [Seen(id=row["id"], name=row["name"], last_seen=row["last_seen"]) for row in rows]
+    return [Seen(row["id"], row["name"], row["last_seen"], bool(row["human"])) for row in rows]
 
 
 async def counts(tx: Tx) -> dict[str, int]:

@@ -103,4 +103,11 @@ CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
 END;
 """,
     ),
+    (
+        2,
+        """
+-- People sign in to the dashboard with keys of their own: they are agents marked human.
+ALTER TABLE agents ADD COLUMN human INTEGER NOT NULL DEFAULT 0;
+""",
+    ),
 ]

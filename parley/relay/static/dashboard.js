@@ -1,0 +1,339 @@
+// parley's dashboard: plain DOM, no framework, no build step. Everything another agent wrote (content, names,
+// channel names, descriptions, file names) is put on the page with textContent, never as HTML.
+"use strict";
+
+const state = { me: null, channel: null, replyTo: null, cursor: null, seen: new Set(), channels: [] };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function csrf() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("parley_csrf="));
+  return found ? decodeURIComponent(found.split("=")[1]) : "";
+}
+
+async function api(method, path, body) {
+  const headers = { "X-Parley-CSRF": csrf() };
+  const options = { method, headers, credentials: "same-origin" };
+  if (body instanceof FormData) {
+    options.body = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 401 && path.startsWith("/admin/")) {
+    notice("Enter the relay's admin token to use the operator view.", true);
+    throw new Error("no admin token");
+  }
+  if (response.status === 401) {
+    signedOut("Your key no longer works here; sign in again.");
+    throw new Error("signed out");
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = answer.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${response.status}`;
+    notice(message, true);
+    throw new Error(message);
+  }
+  return answer.data;
+}
+
+function notice(text, bad) {
+  const box = $("notice");
+  box.textContent = text;
+  box.className = bad ? "bad" : "";
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString();
+}
+
+function signedOut(reason) {
+  document.body.dataset.state = "signed-out";
+  if (reason) $("signin-error").textContent = reason;
+}
+
+// -- the sidebar ----------------------------------------------------------------------------------------------
+
+async function refreshBoard() {
+  const board = await api("GET", "/api/v1/board");
+  const list = $("channels");
+  list.replaceChildren();
+  const groups = {};
+  for (const c of board.channels) (groups[c.type] = groups[c.type] || []).push(c);
+  for (const type of ["global", "project", "technology", "dm"]) {
+    if (!groups[type]) continue;
+    list.append(el("h3", type === "dm" ? "direct messages" : type));
+    for (const c of groups[type]) {
+      const item = el("button", "", "channel");
+      item.dataset.channel = c.channel;
+      item.append(el("span", c.channel, "name"));
+      if (c.unread) item.append(el("span", String(c.unread), "unread"));
+      if (c.channel === state.channel) item.classList.add("current");
+      item.addEventListener("click", () => openChannel(c.channel));
+      list.append(item);
+    }
+  }
+  const questions = $("questions");
+  questions.replaceChildren();
+  for (const q of board.open_questions) questions.append(messageRow(q, true));
+  $("mention-count").textContent = String(board.unread_mentions);
+  const mentions = $("mentions");
+  mentions.replaceChildren();
+  for (const m of board.mentions) {
+    const row = el("div", "", "mention");
+    row.append(el("span", `${m.from} in #${m.channel}: `, "who"), el("span", m.content, "content"));
+    row.addEventListener("click", () => openChannel(m.channel));
+    mentions.append(row);
+  }
+}
+
+async function refreshAgents() {
+  const found = await api("GET", "/api/v1/agents");
+  const list = $("agents");
+  list.replaceChildren();
+  for (const a of found.agents) {
+    const row = el("div", "", a.online ? "agent online" : "agent");
+    row.append(el("span", a.online ? "●" : "○", "dot"), el("span", a.name, "name"));
+    if (a.human) row.append(el("span", "human", "tag"));
+    list.append(row);
+  }
+}
+
+// -- a channel ------------------------------------------------------------------------------------------------
+
+function messageRow(m, compact) {
+  const row = el("article", "", "message");
+  row.dataset.id = m.id;
+  const head = el("header");
+  head.append(el("span", m.author, "author"), el("time", when(m.created_at)));
+  if (compact) head.append(el("span", `#${m.channel}`, "where"));
+  row.append(head, el("p", m.content, "content"));
+  const files = (m.metadata && m.metadata.files) || [];
+  for (const f of files) {
+    const link = el("a", `⬇ ${f.name} (${f.size} bytes)`, "file");
+    link.href = `/api/v1/files/${encodeURIComponent(f.id)}`;
+    link.setAttribute("download", "");
+    row.append(link);
+  }
+  if (m.expects_reply && m.expects_reply !== "none") {
+    const ask = el("div", "", "question");
+    const held = m.claimed_by ? `claimed by ${m.claimed_by}` : "open";
+    ask.append(el("span", `asks ${m.expects_reply === "anyone" ? "anyone" : m.expects_reply} · ${held}`, "state"));
+    if (m.expects_reply === "anyone" && !m.claimed_by && m.author !== state.me) {
+      const claim = el("button", "Claim", "claim");
+      claim.addEventListener("click", async () => {
+        const won = await api("POST", `/api/v1/messages/${m.id}/claim`);
+        notice(`You claimed message ${won.message_id} until ${when(won.expires_at)}.`);
+        claim.remove();
+        await refreshBoard();
+      });
+      ask.append(claim);
+    }
+    row.append(ask);
+  }
+  if (!compact) {
+    const reply = el("button", "Reply", "reply");
+    reply.addEventListener("click", () => replyTo(m));
+    row.append(reply);
+  } else {
+    row.addEventListener("click", () => openChannel(m.channel));
+  }
+  return row;
+}
+
+function place(m) {
+  if (state.seen.has(m.id)) return; // never twice
+  state.seen.add(m.id);
+  const row = messageRow(m, false);
+  if (m.parent_message_id) {
+    const parent = document.querySelector(`#messages article[data-id="${m.parent_message_id}"]`);
+    if (parent) {
+      let thread = parent.querySelector(".thread");
+      if (!thread) parent.append((thread = el("div", "", "thread")));
+      thread.append(row);
+      return;
+    }
+  }
+  $("messages").append(row);
+}
+
+async function openChannel(name) {
+  state.channel = name;
+  state.seen = new Set();
+  state.replyTo = null;
+  $("reply-to").textContent = "";
+  $("title").textContent = name;
+  $("messages").replaceChildren();
+  const page = await api("GET", `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`);
+  for (const m of page.messages) place(m);
+  $("composer-text").focus();
+  await refreshBoard();
+}
+
+function replyTo(m) {
+  state.replyTo = m.id;
+  $("reply-to").textContent = `replying to ${m.author} (message ${m.id}) · Esc to cancel`;
+  $("composer-text").focus();
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $("composer-text").value.trim();
+  if (!text || !state.channel) return;
+  const body = { channel: state.channel, content: text, client_msg_id: crypto.randomUUID() };
+  if (state.replyTo) body.parent_message_id = state.replyTo;
+  if ($("composer-ask").checked) body.expects_reply = "anyone";
+  const posted = await api("POST", "/api/v1/messages", body);
+  $("composer-text").value = "";
+  $("composer-ask").checked = false;
+  state.replyTo = null;
+  $("reply-to").textContent = "";
+  place(posted.message);
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file || !state.channel) return;
+  const form = new FormData();
+  form.append("file", file);
+  const stored = await api("POST", `/api/v1/files?channel=${encodeURIComponent(state.channel)}`, form);
+  notice(`Shared ${stored.file.name}.`);
+  $("upload-file").value = "";
+}
+
+async function search(event) {
+  event.preventDefault();
+  const q = $("search-text").value.trim();
+  if (!q) return;
+  const found = await api("GET", `/api/v1/search?q=${encodeURIComponent(q)}`);
+  const list = $("results");
+  list.replaceChildren();
+  if (!found.results.length) list.append(el("p", "Nothing found.", "empty"));
+  for (const hit of found.results) list.append(messageRow(hit, true));
+}
+
+// -- live -----------------------------------------------------------------------------------------------------
+
+function live() {
+  // The stream resumes from the last message it delivered (Last-Event-ID): nothing skipped, nothing twice.
+  const stream = new EventSource(`/api/v1/events/stream${state.cursor !== null ? `?since=${state.cursor}` : ""}`);
+  stream.addEventListener("message", (event) => {
+    const m = JSON.parse(event.data);
+    state.cursor = m.id;
+    if (m.channel === state.channel) {
+      place(m);
+      // Seen on screen: read it, so that its channel is not counted unread.
+      api("GET", `/api/v1/messages?channel=${encodeURIComponent(m.channel)}&since=${m.id - 1}&limit=1`)
+        .then(() => refreshBoard())
+        .catch(() => {});
+    } else {
+      refreshBoard().catch(() => {});
+    }
+  });
+  stream.addEventListener("signed-out", () => {
+    stream.close();
+    signedOut("Your key was revoked or expired; sign in again.");
+  });
+  stream.onopen = () => $("live").classList.add("on");
+  stream.onerror = () => $("live").classList.remove("on");
+}
+
+// -- the operator ---------------------------------------------------------------------------------------------
+
+async function operator() {
+  const keys = await api("GET", "/admin/keys");
+  const table = $("keys");
+  table.replaceChildren();
+  for (const k of keys.keys) {
+    const row = el("tr");
+    const who = k.kind === "machine" ? k.machine : k.name;
+    row.append(el("td", String(k.id)), el("td", k.kind), el("td", who), el("td", k.revoked_at ? "revoked" : "active"));
+    const cell = el("td");
+    if (!k.revoked_at) {
+      const revoke = el("button", "Revoke", "revoke");
+      revoke.dataset.key = String(k.id);
+      revoke.addEventListener("click", async () => {
+        const result = await api("POST", "/admin/keys/revoke", { target: String(k.id) });
+        notice(`Revoked ${result.revoked} key(s).`);
+        await operator();
+      });
+      cell.append(revoke);
+    }
+    row.append(cell);
+    table.append(row);
+  }
+  const stats = await api("GET", "/admin/stats");
+  $("stats").textContent = Object.entries(stats)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(" · ");
+}
+
+async function mint(event) {
+  event.preventDefault();
+  const name = $("mint-name").value.trim();
+  const created = await api("POST", "/admin/keys", { kind: "agent", name, human: $("mint-human").checked });
+  $("minted").textContent = `Key for ${created.name} (shown once): ${created.key}`;
+  await operator();
+}
+
+async function archive(event) {
+  event.preventDefault();
+  const name = $("archive-name").value.trim();
+  await api("POST", `/admin/channels/${encodeURIComponent(name)}/archive`);
+  notice(`Archived ${name}.`);
+}
+
+// -- start ----------------------------------------------------------------------------------------------------
+
+async function start() {
+  let me;
+  try {
+    me = await api("GET", "/api/v1/me");
+  } catch (error) {
+    signedOut();
+    return;
+  }
+  state.me = me.name;
+  state.cursor = me.cursor;
+  document.body.dataset.state = "signed-in";
+  $("whoami").textContent = me.name;
+  await Promise.all([refreshBoard(), refreshAgents()]);
+  const first = document.querySelector("#channels .channel");
+  if (first) await openChannel(first.dataset.channel);
+  live();
+  if (document.body.dataset.view === "operator") operator().catch(() => {});
+  setInterval(() => refreshAgents().catch(() => {}), 15000);
+  setInterval(() => refreshBoard().catch(() => {}), 15000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const field of document.querySelectorAll("input[name=csrf]")) field.value = csrf();
+  if (location.hash === "#signin-failed") $("signin-error").textContent = "That key is not valid here.";
+  if (location.hash === "#operator") document.body.dataset.view = "operator";
+  if (location.hash === "#admin-failed") notice("That admin token is not this relay's.", true);
+  $("composer").addEventListener("submit", send);
+  $("composer-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send(event);
+    if (event.key === "Escape") {
+      state.replyTo = null;
+      $("reply-to").textContent = "";
+    }
+  });
+  $("upload").addEventListener("submit", upload);
+  $("search").addEventListener("submit", search);
+  $("operator-open").addEventListener("click", () => {
+    document.body.dataset.view = document.body.dataset.view === "operator" ? "" : "operator";
+    if (document.body.dataset.view === "operator") operator().catch(() => {});
+  });
+  $("mint").addEventListener("submit", mint);
+  $("archive").addEventListener("submit", archive);
+  start();
+});

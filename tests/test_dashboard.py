@@ -1,0 +1,190 @@
+"""The dashboard in real headless Chromium (Debian's ``chromium``, driven by Playwright for Python through
+``executable_path``), against a live relay on both stores: a person signs in with their key and works with
+agents live; other agents' words stay text; a DM between two others reaches no page and no stream of a third."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Agent, Relay, data, unique
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+LIVE = 3000  # ms: a message another agent sends is on the page well within this (it arrives by SSE)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def _sign_in(page: Any, relay: Relay, person: Agent) -> None:
+    page.goto(relay.url + "/")
+    page.fill("input[name=key]", person.key)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("#whoami:has-text('" + person.name + "')")
+
+
+def test_a_person_works_with_agents_live(relay: Relay, page: Any, tmp_path: Path) -> None:
+    name = unique("emma")
+    emma = Agent(relay, name, relay.mint(kind="agent", name=name, human=True))
+    bot = relay.agent()
+    channel = unique("room")
+    bot.post(channel, "the room")
+    emma.read(channel)
+    _sign_in(page, relay, emma)
+    assert {a["name"]: a["human"] for a in bot.get("/api/v1/agents")["agents"]}[emma.name] is True
+    page.click(f"#channels .channel[data-channel='{channel}']")
+    page.wait_for_selector("#messages article:has-text('the room')")
+
+    # An agent posts through the API: the message appears without a reload.
+    question = bot.post(channel, f"@{emma.name} which release do we ship?", expects_reply="anyone")
+    row = page.wait_for_selector(f"#messages article[data-id='{question['id']}']", timeout=LIVE)
+    assert "which release do we ship?" in row.inner_text()
+
+    # The person claims the question, then answers in its thread (Ctrl+Enter); the agent gets it through events.
+    cursor = bot.events()["cursor"]
+    row.query_selector("button.claim").click()
+    page.wait_for_selector("#notice:has-text('You claimed')")
+    row.query_selector("button.reply").click()
+    page.fill("#composer-text", f"@{bot.name} 2.4, tonight")
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector(f"article[data-id='{question['id']}'] .thread article:has-text('2.4, tonight')")
+    answer = bot.events(since=cursor, wait=10)["messages"][0]
+    assert (answer["author"], answer["parent_message_id"], answer["content"]) == (
+        emma.name,
+        question["id"],
+        f"@{bot.name} 2.4, tonight",
+    )
+    board = bot.get("/api/v1/board")
+    assert question["id"] not in [q["id"] for q in board["open_questions"]]  # answered
+
+    # Search, and a file: shared by the agent, downloaded from the page; and one shared from the page.
+    page.fill("#search-text", "release")
+    page.press("#search-text", "Enter")
+    page.wait_for_selector("#results article:has-text('which release do we ship?')")
+    data(bot.http.post("/api/v1/files", json={"channel": channel, "filename": "notes.txt", "content": "ship it"}))
+    link = page.wait_for_selector("#messages a.file:has-text('notes.txt')", timeout=LIVE)
+    with page.expect_download() as download:
+        link.click()
+    assert Path(download.value.path()).read_text() == "ship it"
+    upload = tmp_path / "plan.md"
+    upload.write_text("# plan")
+    page.set_input_files("#upload-file", str(upload))
+    page.click("#upload button[type=submit]")
+    page.wait_for_selector("#notice:has-text('Shared plan.md')")
+    shared = [m for m in bot.read(channel)["messages"] if m["metadata"].get("files")]
+    assert shared[-1]["metadata"]["files"][0]["name"] == "plan.md" and shared[-1]["author"] == emma.name
+
+    # The operator view: with the admin token, revoke the agent's key; the relay refuses it at once.
+    page.click("#operator-open")
+    page.fill("#admin-signin input[name=token]", relay.admin_token)
+    page.click("#admin-signin button[type=submit]")  # back on the operator view, now with the token
+    page.wait_for_selector(f"#keys tr:has-text('{bot.name}') button.revoke")
+    page.click(f"#keys tr:has-text('{bot.name}') button.revoke")
+    page.wait_for_selector("#notice:has-text('Revoked 1 key')")
+    assert bot.http.get("/api/v1/me").status_code == 401
+
+
+def test_other_agents_words_stay_text(relay: Relay, page: Any) -> None:
+    emma, mallory = relay.agent(), relay.agent()
+    channel = unique("room")
+    mallory.post(channel, "first")
+    emma.read(channel)
+    attacks = [
+        "<script>window.__pwned = 'script'</script>",
+        "<img src=x onerror=\"window.__pwned = 'img'\">",
+        "[click me](javascript:window.__pwned='link')",
+        "<a href=\"javascript:window.__pwned='anchor'\">x</a>",
+    ]
+    for attack in attacks:
+        mallory.post(channel, attack)
+    name = "<img src=x onerror=\"window.__pwned='file'\">.txt"
+    data(mallory.http.post("/api/v1/files", json={"channel": channel, "filename": name, "content": "x"}))
+    _sign_in(page, relay, emma)
+    page.click(f"#channels .channel[data-channel='{channel}']")
+    page.wait_for_selector("#messages a.file")
+    text = page.inner_text("#messages")
+    for attack in attacks:
+        assert attack in text  # shown as text...
+    links = page.eval_on_selector_all("#messages a", "links => links.map(a => a.getAttribute('href'))")
+    assert all(href.startswith("/api/v1/files/") for href in links)
+    assert page.eval_on_selector_all("#messages img, #messages script", "found => found.length") == 0
+    assert page.evaluate("window.__pwned") is None  # ...and nothing ran
+
+
+def test_a_dm_between_two_others_reaches_no_page_and_no_stream(relay: Relay, page: Any) -> None:
+    emma, alice, bob = relay.agent(), relay.agent(), relay.agent()
+    _sign_in(page, relay, emma)
+    # In the page: an event stream of its own, collecting everything it delivers.
+    page.evaluate(
+        """() => { window.__seen = [];
+        const s = new EventSource('/api/v1/events/stream?since=0');
+        s.addEventListener('message', e => window.__seen.push(JSON.parse(e.data).content)); }"""
+    )
+    alice.dm(bob.name, "between alice and bob only")
+    alice.post("general", "a public marker")
+    page.wait_for_function("() => window.__seen.includes('a public marker')", timeout=10_000)
+    page.wait_for_selector("#messages article:has-text('a public marker')", timeout=LIVE)
+    assert "between alice and bob only" not in page.evaluate("window.__seen.join(' ')")
+    everything = page.evaluate(
+        """async () => (await Promise.all(['/api/v1/events?since=0', '/api/v1/board', '/api/v1/search?q=between',
+        '/api/v1/channels'].map(p => fetch(p).then(r => r.text())))).join(' ')"""
+    )
+    assert "between alice and bob only" not in everything
+    assert "between alice and bob only" not in page.content()
+
+
+def test_the_page_is_for_browsers_and_guarded(relay: Relay) -> None:
+    html = httpx.get(relay.url + "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert html.headers["content-type"].startswith("text/html")
+    policy = html.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
+    assert httpx.get(relay.url + "/").headers["content-type"].startswith("text/markdown")  # curl gets the guide
+    emma = relay.agent()
+    with httpx.Client(base_url=relay.url, follow_redirects=False) as browser:
+        signed = browser.post("/app/session", data={"key": emma.key})
+        assert signed.status_code == 303
+        cookie = signed.headers.get_list("set-cookie")
+        assert any("parley_key=" in c and "HttpOnly" in c and "SameSite=strict" in c for c in cookie)
+        assert browser.get("/api/v1/me").json()["data"]["name"] == emma.name  # the cookie authenticates reads
+        forged = browser.post("/api/v1/messages", json={"channel": "general", "content": "from another site"})
+        assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf_failed"
+        token = browser.cookies["parley_csrf"]
+        body = {"channel": "general", "content": "from the page"}
+        sent = browser.post("/api/v1/messages", json=body, headers={"X-Parley-CSRF": token})
+        assert sent.status_code == 201
+        with relay.admin() as admin:
+            data(admin.post("/admin/keys/revoke", json={"target": emma.name}))
+        assert browser.get("/api/v1/me").status_code == 401  # a revoked key is signed out at once
+        assert browser.post("/app/session", data={"key": "pa_wrong"}).headers["location"] == "/#signin-failed"
+
+
+def test_sign_out_and_a_revoked_key_leave_the_page(relay: Relay, page: Any) -> None:
+    emma = relay.agent()
+    _sign_in(page, relay, emma)
+    page.click("#top form button[type=submit]")  # sign out
+    page.wait_for_selector("#signin input[name=key]")
+    _sign_in(page, relay, emma)
+    with relay.admin() as admin:
+        data(admin.post("/admin/keys/revoke", json={"target": emma.name}))
+    page.reload()
+    page.wait_for_selector("#signin input[name=key]")
