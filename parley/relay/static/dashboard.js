@@ -2,7 +2,7 @@
 // channel names, descriptions, file names) is put on the page with textContent, never as HTML.
 "use strict";
 
-const state = { me: null, channel: null, replyTo: null, cursor: null, seen: new Set(), channels: [] };
+const state = { me: null, channel: null, replyTo: null, cursor: null, seen: new Set(), open: new Map() };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -61,8 +61,18 @@ function signedOut(reason) {
 
 // -- the sidebar ----------------------------------------------------------------------------------------------
 
+function channelButton(name, unread) {
+  const item = el("button", "", "channel");
+  item.dataset.channel = name;
+  item.append(el("span", name, "name"));
+  if (unread) item.append(el("span", String(unread), "unread"));
+  if (name === state.channel) item.classList.add("current");
+  item.addEventListener("click", () => openChannel(name));
+  return item;
+}
+
 async function refreshBoard() {
-  const board = await api("GET", "/api/v1/board");
+  const [board, visible] = await Promise.all([api("GET", "/api/v1/board"), api("GET", "/api/v1/channels")]);
   const list = $("channels");
   list.replaceChildren();
   const groups = {};
@@ -70,19 +80,18 @@ async function refreshBoard() {
   for (const type of ["global", "project", "technology", "dm"]) {
     if (!groups[type]) continue;
     list.append(el("h3", type === "dm" ? "direct messages" : type));
-    for (const c of groups[type]) {
-      const item = el("button", "", "channel");
-      item.dataset.channel = c.channel;
-      item.append(el("span", c.channel, "name"));
-      if (c.unread) item.append(el("span", String(c.unread), "unread"));
-      if (c.channel === state.channel) item.classList.add("current");
-      item.addEventListener("click", () => openChannel(c.channel));
-      list.append(item);
-    }
+    for (const c of groups[type]) list.append(channelButton(c.channel, c.unread));
+  }
+  const others = visible.channels.filter((c) => !c.member);
+  if (others.length) {
+    list.append(el("h3", "other channels (open one to join)"));
+    for (const c of others) list.append(channelButton(c.name, 0));
   }
   const questions = $("questions");
   questions.replaceChildren();
+  state.open = new Map(board.open_questions.map((q) => [q.id, q.claimed_by]));
   for (const q of board.open_questions) questions.append(messageRow(q, true));
+  markQuestions();
   $("mention-count").textContent = String(board.unread_mentions);
   const mentions = $("mentions");
   mentions.replaceChildren();
@@ -111,6 +120,8 @@ async function refreshAgents() {
 function messageRow(m, compact) {
   const row = el("article", "", "message");
   row.dataset.id = m.id;
+  row.dataset.author = m.author;
+  if (m.metadata && m.metadata.kind === "hand_back") row.dataset.handBack = "true";
   const head = el("header");
   head.append(el("span", m.author, "author"), el("time", when(m.created_at)));
   if (compact) head.append(el("span", `#${m.channel}`, "where"));
@@ -124,8 +135,10 @@ function messageRow(m, compact) {
   }
   if (m.expects_reply && m.expects_reply !== "none") {
     const ask = el("div", "", "question");
+    ask.dataset.asks = m.expects_reply;
+    ask.dataset.author = m.author;
     const held = m.claimed_by ? `claimed by ${m.claimed_by}` : "open";
-    ask.append(el("span", `asks ${m.expects_reply === "anyone" ? "anyone" : m.expects_reply} · ${held}`, "state"));
+    ask.append(el("span", `asks ${m.expects_reply} · ${held}`, "state"));
     if (m.expects_reply === "anyone" && !m.claimed_by && m.author !== state.me) {
       const claim = el("button", "Claim", "claim");
       claim.addEventListener("click", async () => {
@@ -148,6 +161,24 @@ function messageRow(m, compact) {
   return row;
 }
 
+function markQuestions() {
+  // A question's state, as this page can know it: answered (a reply from someone else in its thread, not a
+  // hand-back), claimed (by whom, from the board), or open.
+  for (const ask of document.querySelectorAll("#messages .question")) {
+    const article = ask.closest("article");
+    const id = Number(article.dataset.id);
+    const replies = [...article.querySelectorAll(":scope > .thread > article")].filter(
+      (r) => r.dataset.author !== ask.dataset.author && r.dataset.handBack !== "true"
+    );
+    let text = "open";
+    if (replies.length) text = `answered by ${replies[0].dataset.author}`;
+    else if (state.open.get(id)) text = `claimed by ${state.open.get(id)}`;
+    ask.querySelector(".state").textContent = `asks ${ask.dataset.asks} · ${text}`;
+    const claim = ask.querySelector("button.claim");
+    if (claim && text !== "open") claim.remove();
+  }
+}
+
 function place(m) {
   if (state.seen.has(m.id)) return; // never twice
   state.seen.add(m.id);
@@ -158,6 +189,7 @@ function place(m) {
       let thread = parent.querySelector(".thread");
       if (!thread) parent.append((thread = el("div", "", "thread")));
       thread.append(row);
+      markQuestions();
       return;
     }
   }
