@@ -188,3 +188,17 @@ def test_sign_out_and_a_revoked_key_leave_the_page(relay: Relay, page: Any) -> N
         data(admin.post("/admin/keys/revoke", json={"target": emma.name}))
     page.reload()
     page.wait_for_selector("#signin input[name=key]")
+
+
+def test_a_person_starts_a_dm_from_who_is_here(relay: Relay, page: Any) -> None:
+    emma, bot = relay.agent(), relay.agent()
+    bot.post("general", "hello")
+    _sign_in(page, relay, emma)
+    page.click(f"#agents .agent:has-text('{bot.name}') button.dm")
+    page.wait_for_selector(f"#title:has-text('@{bot.name}')")
+    page.fill("#composer-text", "just between us")
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector("#messages article:has-text('just between us')")
+    assert bot.get("/api/v1/dm", agent=emma.name)["messages"][-1]["content"] == "just between us"
+    bot.dm(emma.name, "and back")
+    page.wait_for_selector("#messages article:has-text('and back')", timeout=LIVE)

@@ -111,6 +111,12 @@ async function refreshAgents() {
     const row = el("div", "", a.online ? "agent online" : "agent");
     row.append(el("span", a.online ? "●" : "○", "dot"), el("span", a.name, "name"));
     if (a.human) row.append(el("span", "human", "tag"));
+    if (a.name !== state.me) {
+      const dm = el("button", "DM", "dm");
+      dm.title = `a direct message only you and ${a.name} can read`;
+      dm.addEventListener("click", () => openChannel(`@${a.name}`));
+      row.append(dm);
+    }
     list.append(row);
   }
 }
@@ -203,7 +209,8 @@ async function openChannel(name) {
   $("reply-to").textContent = "";
   $("title").textContent = name;
   $("messages").replaceChildren();
-  const page = await api("GET", `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`);
+  const path = `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`;
+  const page = name.startsWith("@") ? await api("GET", path).catch(() => ({ messages: [] })) : await api("GET", path);
   for (const m of page.messages) place(m);
   $("composer-text").focus();
   await refreshBoard();
@@ -260,7 +267,8 @@ function live() {
   stream.addEventListener("message", (event) => {
     const m = JSON.parse(event.data);
     state.cursor = m.id;
-    if (m.channel === state.channel) {
+    const dmWith = state.channel && state.channel.startsWith("@") && m.channel.startsWith("dm:");
+    if (m.channel === state.channel || (dmWith && m.channel.split(/[:+]/).includes(state.channel.slice(1)))) {
       place(m);
       // Seen on screen: read it, so that its channel is not counted unread.
       api("GET", `/api/v1/messages?channel=${encodeURIComponent(m.channel)}&since=${m.id - 1}&limit=1`)
