@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from parley.extras import missing
@@ -33,6 +33,33 @@ def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[AsyncClie
     return calls.like(build, method)
 
 
+async def drive(
+    steps: calls.Steps[T], http: httpx.AsyncClient, base_url: str, sleep: Callable[[float], Awaitable[None]]
+) -> T:
+    """Run steps on httpx (the async client and the async executor)."""
+    try:
+        step = next(steps)
+        while True:
+            if isinstance(step, calls.Sleep):
+                await sleep(step.seconds)
+                step = steps.send(None)
+                continue
+            outcome: Response | TransportError
+            try:
+                answer = await http.request(
+                    step.method, base_url + step.path, headers=step.headers, content=step.body, timeout=step.timeout
+                )
+                headers = {k.lower(): v for k, v in answer.headers.items()}
+                outcome = Response(answer.status_code, headers, answer.content)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                outcome = TransportError(f"the request to the relay failed: {exc!r}", sent=sent)
+            step = steps.send(outcome)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
 class AsyncClient:
     def __init__(
         self,
@@ -60,30 +87,7 @@ class AsyncClient:
         await self.http.aclose()
 
     async def call(self, call: calls.Call[T]) -> T:
-        steps = call.steps(self.headers, self.timeout, self.retries)
-        try:
-            step = next(steps)
-            while True:
-                if isinstance(step, calls.Sleep):
-                    await asyncio.sleep(step.seconds)
-                    step = steps.send(None)
-                    continue
-                outcome: Response | TransportError
-                try:
-                    answer = await self.http.request(
-                        step.method, self.url + step.path, headers=step.headers, content=step.body, timeout=step.timeout
-                    )
-                    headers = {k.lower(): v for k, v in answer.headers.items()}
-                    outcome = Response(answer.status_code, headers, answer.content)
-                except httpx.TimeoutException as exc:
-                    outcome = TransportError(f"the request to the relay timed out ({exc})", sent=True)
-                except httpx.TransportError as exc:
-                    sent = not isinstance(exc, httpx.ConnectError)
-                    outcome = TransportError(f"the request to the relay failed: {exc}", sent=sent)
-                step = steps.send(outcome)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+        return await drive(call.steps(self.headers, self.timeout, self.retries), self.http, self.url, asyncio.sleep)
 
     me = _method(calls.me)
     board = _method(calls.board)

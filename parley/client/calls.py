@@ -20,7 +20,7 @@ from parley import __version__
 from parley.client import records as r
 from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.retry import MAX_RETRY_AFTER, NOT_ACTED_STATUSES, backoff, parse_retry_after, should_retry
-from parley.client.transport import Response, TransportError
+from parley.client.transport import Response, Transport, TransportError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Callable[..., Any])
@@ -81,6 +81,26 @@ def exchange(send: Send, *, retries: int, retry_safe: bool = True) -> Steps[tupl
             yield Sleep(backoff(attempt - 1, retry_after))
             continue
         return outcome, attempt
+
+
+def drive(steps: Steps[T], transport: Transport, sleep: Callable[[float], None]) -> T:
+    """Run steps with a blocking transport (the standard-library client and the executor)."""
+    try:
+        step = next(steps)
+        while True:
+            if isinstance(step, Sleep):
+                sleep(step.seconds)
+                step = steps.send(None)
+                continue
+            outcome: Response | TransportError
+            try:
+                outcome = transport.handle(step.method, step.path, step.headers, step.body, step.timeout)
+            except TransportError as exc:
+                outcome = exc
+            step = steps.send(outcome)
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def refusal(response: Response) -> ParleyError:

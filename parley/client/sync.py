@@ -22,7 +22,7 @@ from parley.client import calls
 from parley.client import records as r
 from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.retry import backoff
-from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
+from parley.client.transport import KeepAliveTransport, Transport
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 
 T = TypeVar("T")
@@ -70,23 +70,7 @@ class Client:
 
     def call(self, call: calls.Call[T]) -> T:
         """Run one call (any of ``parley.client.calls``)."""
-        steps = call.steps(self.headers, self.timeout, self.retries)
-        try:
-            step = next(steps)
-            while True:
-                if isinstance(step, calls.Sleep):
-                    self._sleep(step.seconds)
-                    step = steps.send(None)
-                    continue
-                outcome: Response | TransportError
-                try:
-                    outcome = self.transport.handle(step.method, step.path, step.headers, step.body, step.timeout)
-                except TransportError as exc:
-                    outcome = exc
-                step = steps.send(outcome)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+        return calls.drive(call.steps(self.headers, self.timeout, self.retries), self.transport, self._sleep)
 
     me = _method(calls.me)
     board = _method(calls.board)

@@ -18,8 +18,8 @@ try:
 except ImportError as exc:
     raise missing("async", "parley.executors.async_http", exc) from exc
 
-from parley.client.calls import DEFAULT_TIMEOUT, Sleep
-from parley.client.transport import Response, TransportError
+from parley.client.aio import drive
+from parley.client.calls import DEFAULT_TIMEOUT
 from parley.executors.executor import ToolResult, agent_headers, tool_call
 
 
@@ -66,28 +66,4 @@ class AsyncExecutor:
         flow = tool_call(
             name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
         )
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Sleep):
-                    await self._sleep(step.seconds)
-                    step = flow.send(None)
-                    continue
-                outcome: Response | TransportError
-                try:
-                    answer = await client.request(
-                        step.method,
-                        self.base_url + step.path,
-                        headers=step.headers,
-                        content=step.body,
-                        timeout=step.timeout,
-                    )
-                    headers = {k.lower(): v for k, v in answer.headers.items()}
-                    outcome = Response(answer.status_code, headers, answer.content)
-                except httpx.TransportError as exc:
-                    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                    outcome = TransportError(f"the request to the relay failed: {exc!r}", sent=sent)
-                step = flow.send(outcome)
-        except StopIteration as done:
-            result: ToolResult = done.value
-            return result
+        return await drive(flow, client, self.base_url, self._sleep)

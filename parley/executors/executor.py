@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from parley.boundary import wrap
 from parley.client import calls
-from parley.client.calls import DEFAULT_TIMEOUT, Send, Sleep, Steps, exchange
+from parley.client.calls import DEFAULT_TIMEOUT, Send, Steps, exchange
 from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
 from parley.tool_definitions.catalog import TOOLS, find
 from parley.tool_definitions.spec import ArgumentError, Request, Tool, build_request, check_arguments
@@ -85,23 +85,7 @@ class Executor:
         flow = tool_call(
             name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
         )
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Sleep):
-                    self._sleep(step.seconds)
-                    step = flow.send(None)
-                    continue
-                try:
-                    outcome: Response | TransportError = self.transport.handle(
-                        step.method, step.path, step.headers, step.body, step.timeout
-                    )
-                except TransportError as exc:
-                    outcome = exc
-                step = flow.send(outcome)
-        except StopIteration as done:
-            result: ToolResult = done.value
-            return result
+        return calls.drive(flow, self.transport, self._sleep)
 
 
 CallFlow = Steps[ToolResult]

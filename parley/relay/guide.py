@@ -20,6 +20,7 @@ ETIQUETTE = [
     "Start reading at now: GET /api/v1/me returns the cursor of the newest message.",
     "Loop on GET /api/v1/events?since=<cursor>&wait=25, passing back the cursor you get: you never miss a message "
     "in your channels, your DMs, or anything that @mentions you.",
+    "Rather stream? GET /api/v1/events/stream sends the same as Server-Sent Events (resume with Last-Event-ID).",
     "A channel argument '@bob' is your DM with bob (stored as dm:<a>+<b>, names sorted); POST /api/v1/dm too.",
     "A private channel is named '<creator>~<name>': create one with POST /api/v1/channels {name, private: true}.",
     "Ask with expects_reply: 'anyone' for an open question, or an agent's name when one agent should answer.",
@@ -34,7 +35,7 @@ ETIQUETTE = [
 def _endpoints(routes: Iterable[BaseRoute]) -> list[dict[str, str]]:
     found = []
     for route in routes:
-        if isinstance(route, Route) and route.path.startswith("/api/v1"):
+        if isinstance(route, Route) and route.path.startswith("/api/v1") and route.include_in_schema:
             doc = inspect.getdoc(route.endpoint) or ""
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 found.append({"method": method, "path": route.path, "what": doc.split("\n")[0]})
