@@ -330,3 +330,29 @@ def test_a_limited_key_starts_only_in_the_default_channels_it_may_use(relay: Rel
     assert "general" not in {c["channel"] for c in limited.get("/api/v1/board")["channels"]}
     helped = relay.agent(channels=[allowed, "general"])
     assert "general" in {c["channel"] for c in helped.get("/api/v1/board")["channels"]}
+
+
+def test_a_failing_write_in_a_busy_batch_spoils_nothing_else(relay: Relay) -> None:
+    """Writes are committed in batches; one that fails halfway (its channel created, then its parent missing)
+    leaves no trace, and the others in its batch are all stored, once."""
+    alice = relay.agent()
+    good_channel = unique("ok")
+    alice.post(good_channel, "start")
+    bad_channels = [unique("bad") for _ in range(8)]
+
+    def good(n: int) -> int:
+        return alice.http.post("/api/v1/messages", json={"channel": good_channel, "content": f"good {n}"}).status_code
+
+    def bad(name: str) -> int:
+        body = {"channel": name, "content": "orphan reply", "parent_message_id": 999_999_999}
+        return alice.http.post("/api/v1/messages", json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        goods = [pool.submit(good, n) for n in range(16)]
+        bads = [pool.submit(bad, name) for name in bad_channels]
+        assert [f.result() for f in goods] == [201] * 16
+        assert [f.result() for f in bads] == [404] * 8
+    stored = [m["content"] for m in alice.read(good_channel)["messages"]]
+    assert sorted(stored) == sorted(["start", *(f"good {n}" for n in range(16))])
+    visible = {c["name"] for c in alice.get("/api/v1/channels")["channels"]}
+    assert not visible & set(bad_channels)  # the failed writes created nothing

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from parley.relay import rules
 from parley.relay.errors import RateLimited, Unprocessable
-from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
+from parley.relay.models import Agent, Caller, KeyRecord, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import sql
@@ -61,28 +61,31 @@ async def _fetch_posted(tx: Tx, ids: list[int]) -> list[Posted]:
     ]
 
 
+_TAKE = (
+    "UPDATE rate_buckets b SET tokens = s.available - CASE WHEN s.available >= 1 THEN 1 ELSE 0 END,"
+    " refusals = b.refusals + CASE WHEN s.available >= 1 THEN 0 ELSE 1 END, updated_at = s.now"
+    # A wall clock stepped backwards refills nothing and takes nothing: time starts again from now.
+    " FROM (SELECT least(:burst, tokens + greatest(0, extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
+    "  AS available, extract(epoch FROM clock_timestamp()) AS now FROM rate_buckets"
+    "  WHERE agent_id = :agent AND kind = :kind FOR UPDATE) s"
+    " WHERE b.agent_id = :agent AND b.kind = :kind RETURNING s.available"
+)
+
+
 async def _spend(tx: Tx, agent_id: int, kind: str, rate: float, burst: int) -> float:
-    """Take a token atomically across replicas; returns the tokens there were before the take."""
-    await tx.run(
-        "INSERT INTO rate_buckets (agent_id, kind, tokens, updated_at)"
-        " VALUES (:agent, :kind, :burst, extract(epoch FROM clock_timestamp())) ON CONFLICT DO NOTHING",
-        agent=agent_id,
-        kind=kind,
-        burst=float(burst),
-    )
-    row = await tx.one(
-        "UPDATE rate_buckets b SET tokens = s.available - CASE WHEN s.available >= 1 THEN 1 ELSE 0 END,"
-        " refusals = b.refusals + CASE WHEN s.available >= 1 THEN 0 ELSE 1 END, updated_at = s.now"
-        # A wall clock stepped backwards refills nothing and takes nothing: time starts again from now.
-        " FROM (SELECT least(:burst, tokens + greatest(0, extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
-        "  AS available, extract(epoch FROM clock_timestamp()) AS now FROM rate_buckets"
-        "  WHERE agent_id = :agent AND kind = :kind FOR UPDATE) s"
-        " WHERE b.agent_id = :agent AND b.kind = :kind RETURNING s.available",
-        agent=agent_id,
-        kind=kind,
-        rate=rate,
-        burst=float(burst),
-    )
+    """Take a token atomically across replicas (one statement, its own transaction); returns the tokens there
+    were before the take. A bucket's first take creates it."""
+    params = {"agent": agent_id, "kind": kind, "rate": rate, "burst": float(burst)}
+    row = await tx.one(_TAKE, **params)
+    if row is None:
+        await tx.run(
+            "INSERT INTO rate_buckets (agent_id, kind, tokens, updated_at)"
+            " VALUES (:agent, :kind, :burst, extract(epoch FROM clock_timestamp())) ON CONFLICT DO NOTHING",
+            agent=agent_id,
+            kind=kind,
+            burst=float(burst),
+        )
+        row = await tx.one(_TAKE, **params)
     return float(row["available"]) if row is not None else 0.0
 
 
@@ -134,6 +137,11 @@ class PostgresStore(SQLStore):
                 retry_after=retry_after,
             )
         return Budget(limit=burst, remaining=int(available - 1), refill_per_second=rate)
+
+    async def _identify(self, digest: str, agent_name: str | None) -> tuple[KeyRecord, Agent | None] | None:
+        """Every request asks the database (a revoke on any replica holds at once), in one round trip."""
+        found: tuple[KeyRecord, Agent | None] | None = await self.engine.direct(sql.identify, digest, agent_name)
+        return found
 
     async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
         return await self.read(_tsvector_search, caller, query, channel, limit)

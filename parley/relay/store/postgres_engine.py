@@ -97,10 +97,22 @@ async def _configure(conn: Conn) -> None:
     conn.adapters.register_dumper(dict, JsonbDumper)  # JSON objects (message metadata) go in as jsonb
 
 
+async def _counters(conn: Conn) -> None:
+    """Connections for rate-limit counters: their commits need not wait for the WAL flush. A crash may forget
+    a few milliseconds of token accounting, which grants a few requests more; messages, keys and everything
+    else are written by the writer, with ``synchronous_commit`` on."""
+    await _configure(conn)
+    await conn.execute("SET synchronous_commit = off")
+
+
 async def _read_only(conn: Conn) -> None:
     await _configure(conn)
     await conn.set_read_only(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+
+
+class _Redo(Exception):
+    """A write of an unguarded batch failed: roll it back and run the batch with a savepoint per write."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +151,7 @@ class PostgresEngine:
             min_size=1,
             max_size=10,
             kwargs={"row_factory": dict_row, "autocommit": True},
-            configure=_configure,
+            configure=_counters,
             open=False,
         )
         await self._reads.open(wait=True, timeout=30)
@@ -207,12 +219,13 @@ class PostgresEngine:
         raise AssertionError("unreachable")
 
     async def direct(self, op: Op, /, *args: Any) -> Any:
-        """A small transaction of its own outside the writer (a rate-limit take: one row, its own lock)."""
+        """Statements outside the writer, each its own transaction (autocommit), in one round trip each: a
+        rate-limit take (one atomic statement on its own row), a key lookup (one read)."""
         if self._closed or self._rw is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
         for attempt in (1, 2):
             try:
-                async with self._rw.connection(timeout=POOL_TIMEOUT) as conn, conn.transaction():
+                async with self._rw.connection(timeout=POOL_TIMEOUT) as conn:
                     return await op(PostgresTx(conn), *args)
             except psycopg.OperationalError as exc:
                 if attempt == 2:
@@ -252,28 +265,23 @@ class PostgresEngine:
 
     async def _run_batch(self, batch: list[_Write]) -> None:
         outcomes: list[tuple[bool, Any]] = []
-        for attempt in (1, 2):
+        guarded = False  # savepoints only once a write has failed: most batches need none
+        retried = False
+        while True:
             started = False
             try:
-                outcomes = []
                 conn = await self._writer_connection()
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                     started = True
-                    ids: list[int] = []
-                    for item in batch:
-                        tx = PostgresTx(conn)
-                        try:
-                            async with conn.transaction():  # a savepoint: one failure spoils nothing else
-                                outcomes.append((True, await item.op(tx, *item.args, **item.kwargs)))
-                            ids += [posted.message.id for posted in tx.published]
-                        except _DOWN:
-                            raise
-                        except Exception as exc:
-                            outcomes.append((False, translate(exc)))
+                    outcomes, ids = await self._run_items(conn, batch, guarded)
+                    if not guarded and not all(ok for ok, _ in outcomes):
+                        raise _Redo  # a write failed and spoilt the transaction
                     if ids:
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
                 break
+            except _Redo:
+                guarded = True  # rolled back: run the batch again, each write in a savepoint
             except _DOWN as exc:
                 log.warning("write batch failed: %s", exc)
                 if self._writer is not None:
@@ -281,9 +289,10 @@ class PostgresEngine:
                 self._writer = None
                 # Nothing ran yet (a dead connection found at BEGIN): safe to try once more. After that,
                 # whether the commit happened is unknown; the client retries (client_msg_id dedupes).
-                if started or attempt == 2:
+                if started or retried:
                     outcomes = [(False, unavailable(exc))] * len(batch)
                     break
+                retried = True
         self.batches += 1
         for item, (ok, value) in zip(batch, outcomes, strict=True):
             if item.future.done():
@@ -294,6 +303,31 @@ class PostgresEngine:
                 if not isinstance(value, RelayError):
                     log.error("write %s failed", getattr(item.op, "__name__", item.op), exc_info=value)
                 item.future.set_exception(value)
+
+    async def _run_items(
+        self, conn: Conn, batch: list[_Write], guarded: bool
+    ) -> tuple[list[tuple[bool, Any]], list[int]]:
+        """Run each write in the batch's transaction. Unguarded (the common case, every write succeeding), they
+        run back to back; guarded, each in a savepoint, so that one failure spoils nothing else."""
+        outcomes: list[tuple[bool, Any]] = []
+        ids: list[int] = []
+        for item in batch:
+            tx = PostgresTx(conn)
+            try:
+                if guarded:
+                    async with conn.transaction():
+                        value = await item.op(tx, *item.args, **item.kwargs)
+                else:
+                    value = await item.op(tx, *item.args, **item.kwargs)
+                outcomes.append((True, value))
+                ids += [posted.message.id for posted in tx.published]
+            except _DOWN:
+                raise
+            except Exception as exc:
+                outcomes.append((False, translate(exc)))
+                if not guarded:
+                    break  # the transaction is spoilt: the batch is run again, guarded
+        return outcomes, ids
 
     # -- wake-ups -----------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class SQLStore:
         key = self._keys.get(digest)
         agent = self._agents.get(agent_name or key.agent_name or "") if key is not None else None
         if key is None or agent is None:
-            found = await self.read(sql.identify, digest, agent_name)
+            found = await self._identify(digest, agent_name)
             if found is None:
                 raise Unauthorized("this API key is not known to the relay", code="invalid_key")
             key, agent = found
@@ -86,6 +86,9 @@ class SQLStore:
         if self.remembers_identities and agent is not None:
             self._keys[digest], self._agents[name] = key, agent
         return caller
+
+    async def _identify(self, digest: str, agent_name: str | None) -> tuple[KeyRecord, Agent | None] | None:
+        return await self.read(sql.identify, digest, agent_name)
 
     async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
         """Full-text search, gated so that searches cannot starve other reads."""
