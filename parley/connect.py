@@ -20,6 +20,8 @@ from typing import Any
 
 CLIENTS = ("claude-code", "codex", "gemini", "cursor")
 HOOK_EVENTS = ("session-start", "prompt", "stop")
+#: How long Claude Code's Stop hook sleeps on the relay before it gives up quietly (seconds): its timeout.
+SLEEP_SECONDS = 8 * 3600
 Update = Callable[[dict[str, Any]], dict[str, Any]]
 _HAND_WRITTEN_TOML = re.compile(r'^\s*\[\s*mcp_servers\s*\.\s*"?parley"?\s*\]', re.MULTILINE)
 MARK_START, MARK_END = "<!-- parley:start -->", "<!-- parley:end -->"
@@ -173,7 +175,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
                 "command": _line("hook", "stop"),
                 "async": True,
                 "asyncRewake": True,
-                "timeout": 8 * 3600,
+                "timeout": SLEEP_SECONDS,
             },
         }
         return [

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import httpx
 
 from parley import env
+from parley.connect import SLEEP_SECONDS
 from parley.limits import DM_PREFIX
 from parley.wake import CONNECT_TIMEOUT, Follower, ForMe, State, state_dir, tell
 
@@ -33,9 +34,6 @@ EVENT_NAMES = {
     "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
     "cursor": {"stop": "stop"},
 }
-#: How long a Claude Code sleeper waits for something to arrive before it gives up quietly (seconds); the
-#: hook's own timeout in the client's settings must be at least this.
-SLEEP_SECONDS = 8 * 3600
 POLL_SECONDS = 25
 
 
