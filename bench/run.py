@@ -2,6 +2,7 @@
 
     python bench/run.py            # the full run (about 10 minutes; needs PostgreSQL for the last part)
     python bench/run.py --quick    # tiny sizes, a smoke run (the tests run this)
+    python bench/run.py --postgres --replicas 1 2 4    # the scale-out figures alone: sends/s over N replicas
 
 Everything measured runs in its own process on a loopback port: the relay (``parley serve``), the
 baseline (``bench/baseline.py``: the same FastAPI stack answering the same routes from memory, with no
@@ -453,6 +454,40 @@ async def measure(sizes: Sizes, work: Path, log: Callable[[str], None]) -> dict[
     return results
 
 
+async def scale_out(work: Path, replicas: list[int], seconds: float) -> dict[str, Any]:
+    """Sends/s, 16 senders, on one SQLite relay and on 1, 2, 4... PostgreSQL replicas of one database."""
+    sqlite = await Server.relay(work / "scale-sqlite").ready()
+    try:
+        results: dict[str, Any] = {"sqlite": await sends(sqlite, 16, seconds)}
+    finally:
+        sqlite.stop()
+    for count in replicas:
+        database = postgres_database()
+        if database is None:
+            return {**results, "skipped": f"no PostgreSQL at {POSTGRES_ADMIN}"}
+        servers = [Server.relay(work / f"scale-pg{count}-{i}", PARLEY_DATABASE_URL=database) for i in range(count)]
+        try:
+            for server in servers:
+                await server.ready()
+            rates = await asyncio.gather(*(sends(s, 16 // count, seconds, "pg-load") for s in servers))
+            results[f"postgres_{count}"] = sum(rates)
+        finally:
+            for server in servers:
+                server.stop()
+            drop_database(database)
+    return results
+
+
+def scale_out_table(results: dict[str, Any]) -> str:
+    rows = ["| 16 senders | sends/s | x SQLite |", "|---|---|---|"]
+    rows.append(f"| one SQLite relay | {results['sqlite']:,.0f} | 1.00 |")
+    for key, rate in results.items():
+        if key.startswith("postgres_"):
+            replicas = key.removeprefix("postgres_")
+            rows.append(f"| PostgreSQL, {replicas} replica(s) | {rate:,.0f} | {rate / results['sqlite']:.2f} |")
+    return "\n".join(rows) + "\n"
+
+
 async def sends_two(a: Server, b: Server, senders: int, seconds: float) -> float:
     """Send throughput with the senders split across two replicas."""
     rates = await asyncio.gather(sends(a, senders // 2, seconds, "pg-load"), sends(b, senders // 2, seconds, "pg-load"))
@@ -545,9 +580,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument("--postgres", action="store_true", help="only the scale-out figures (with --replicas)")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4], help="replica counts (default 1 2 4)")
     args = parser.parse_args()
     sizes = Sizes.quick() if args.quick else Sizes.full()
     started = time.time()
+    if args.postgres:
+        with tempfile.TemporaryDirectory(prefix="parley-bench-") as work:
+            scaled = asyncio.run(scale_out(Path(work), args.replicas, sizes.send_seconds))
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)) + " UTC"
+        scaled["meta"] = {"date": when, "synchronous_commit": "on (SQLite: synchronous=FULL)"}
+        target = args.json if args.json != RESULTS / "latest.json" else RESULTS / "scale-out.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(scaled, indent=2) + "\n")
+        print(scale_out_table(scaled))
+        return
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as work:
         results = asyncio.run(measure(sizes, Path(work), lambda line: print(line, file=sys.stderr, flush=True)))
     results["meta"] = {

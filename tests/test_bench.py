@@ -43,3 +43,18 @@ def test_wake_bench_quick_run(tmp_path: Path) -> None:
     for key in ("mcp_push", "hook_wake"):
         assert results[key]["rounds"] == 3 and 0 < results[key]["p50_ms"] <= results[key]["p99_ms"]
     assert "| MCP push" in run.stdout
+
+
+def test_scale_out_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--postgres", "--replicas", "1", "2"]
+    run = subprocess.run(
+        [*command, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["sqlite"] > 0 and results["postgres_1"] > 0 and results["postgres_2"] > 0
+    assert "| PostgreSQL, 2 replica(s) |" in run.stdout
