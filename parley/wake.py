@@ -26,7 +26,7 @@ except ImportError as exc:
 
 from parley import env
 from parley.boundary import wrap
-from parley.executors.executor import agent_headers
+from parley.client.calls import agent_headers
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
 
 #: What following raises when the relay cannot be reached or refuses.

@@ -240,14 +240,8 @@ def dm(
     expects_reply: str | None = None,
     client_msg_id: str | None = None,
 ) -> Call[r.Posted]:
-    body = {
-        "target_agent": agent,
-        "content": content,
-        "parent_message_id": reply_to,
-        "expects_reply": expects_reply,
-        "client_msg_id": client_msg_id or uuid.uuid4().hex,
-    }
-    return Call("POST", "/api/v1/dm", _as(r.Posted.from_dict), json=body)
+    """A direct message only you and ``agent`` read: a post to ``@agent`` (it expects their reply by default)."""
+    return post(f"@{agent}", content, reply_to=reply_to, expects_reply=expects_reply, client_msg_id=client_msg_id)
 
 
 def read(

@@ -18,9 +18,10 @@ try:
 except ImportError as exc:
     raise missing("async", "parley.executors.async_http", exc) from exc
 
+from parley.client import calls
 from parley.client.aio import drive
 from parley.client.calls import DEFAULT_TIMEOUT
-from parley.executors.executor import ToolResult, agent_headers, tool_call
+from parley.executors.executor import ToolResult, tool_call
 
 
 class AsyncExecutor:
@@ -43,7 +44,7 @@ class AsyncExecutor:
         self.retries = retries
         self.client = client
         self._sleep = sleep
-        self._headers = agent_headers(key, agent_name)
+        self._headers = calls.agent_headers(key, agent_name)
 
     async def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
         return (await self.execute_json(name, arguments)).text

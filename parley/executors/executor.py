@@ -60,7 +60,7 @@ class Executor:
         self.retries = retries
         self.transport = transport or KeepAliveTransport(self.base_url)
         self._sleep = sleep
-        self._headers = agent_headers(key, agent_name)
+        self._headers = calls.agent_headers(key, agent_name)
 
     def __enter__(self) -> Executor:
         return self
@@ -88,13 +88,6 @@ class Executor:
         return calls.drive(flow, self.transport, self._sleep)
 
 
-CallFlow = Steps[ToolResult]
-
-
-def agent_headers(key: str, agent_name: str | None) -> dict[str, str]:
-    return calls.agent_headers(key, agent_name)
-
-
 def tool_call(
     name: str,
     arguments: Mapping[str, Any] | str | None,
@@ -103,7 +96,7 @@ def tool_call(
     timeout: float,
     retries: int,
     extra: Mapping[str, Any] | None = None,
-) -> CallFlow:
+) -> Steps[ToolResult]:
     """One tool call as a generator of I/O steps (sans-IO), so a sync and an async driver share every rule:
     argument checks, request mapping, client_msg_id, retries with backoff, and the rendering for the model."""
     tool = find(name)

@@ -44,7 +44,8 @@ def relay_of(request: Request) -> Relay:
     return relay
 
 
-def _secret(authorization: str | None, api_key: str | None) -> str:
+def secret(authorization: str | None, api_key: str | None) -> str:
+    """The key a request carries: ``Authorization: Bearer`` or ``x-agent-api-key`` (refused if they differ)."""
     bearer = None
     if authorization:
         scheme, _, token = authorization.partition(" ")
@@ -70,11 +71,11 @@ async def authenticate(request: Request) -> tuple[Relay, Caller]:
     if not (headers.get("authorization") or headers.get("x-agent-api-key")):
         signed_in = sessions.cookie_credentials(request)
     if signed_in is not None:
-        secret, name = signed_in
+        key, name = signed_in
     else:
-        secret = _secret(headers.get("authorization"), headers.get("x-agent-api-key"))
+        key = secret(headers.get("authorization"), headers.get("x-agent-api-key"))
         name = headers.get("x-agent-name")
-    caller = await relay.store.authenticate(secret, name)
+    caller = await relay.store.authenticate(key, name)
     relay.presence.touch(caller.agent_id)
     return relay, caller
 

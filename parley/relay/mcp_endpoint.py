@@ -58,9 +58,8 @@ class McpEndpoint:
                 await self.loopback.aclose()
 
     def _executor(self, ctx: Any) -> AsyncExecutor:
-        headers = getattr(ctx.request, "headers", None) or {}
-        scheme, _, bearer = str(headers.get("authorization", "")).partition(" ")
-        key = bearer.strip() if scheme.lower() == "bearer" else str(headers.get("x-agent-api-key", ""))
+        headers = getattr(ctx.request, "headers", None) or {}  # already authenticated by __call__
+        key = context.secret(headers.get("authorization"), headers.get("x-agent-api-key"))
         return AsyncExecutor(LOOPBACK, key, headers.get("x-agent-name"), client=self.loopback)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
