@@ -1,5 +1,5 @@
 """Where a client finds its relay and who it is: ``PARLEY_URL``, ``PARLEY_KEY``, ``PARLEY_NAME`` and
-``PARLEY_ADMIN_TOKEN``, read here only.
+``PARLEY_ADMIN_TOKEN`` (and where the keyring of sealed channels lives, ``PARLEY_KEYRING``), read here only.
 
 Each function takes what the caller was given explicitly (a flag, an argument), which wins, and what a
 config file holds, which the environment overrides. Standard library only: the executor imports it.
@@ -41,6 +41,11 @@ def admin_token(given: str | None = None, configured: str | None = None) -> str 
 def config_file() -> Path:
     """The client's config file (``{"url", "key", "name"}``, 0600): ``PARLEY_CONFIG`` or ~/.config/parley."""
     return Path(os.environ.get("PARLEY_CONFIG") or Path.home() / ".config" / "parley" / "client.json")
+
+
+def keyring_file() -> Path:
+    """Sealed channels' keys (``parley.sealed.Keyring``, 0600): ``PARLEY_KEYRING`` or ~/.config/parley."""
+    return Path(os.environ.get("PARLEY_KEYRING") or Path.home() / ".config" / "parley" / "keyring.json")
 
 
 def stored() -> dict[str, str]:

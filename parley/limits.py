@@ -30,6 +30,11 @@ MAX_CLIENT_MSG_ID_CHARS = 128
 MAX_FILENAME_CHARS = 255
 MAX_MENTION_IDS = 100
 
+#: A sealed message's ciphertext (its content and metadata, encrypted; see ``parley.sealed``), in bytes.
+MAX_SEALED_BYTES = 262_144
+#: The @mentions a sealed message names in the clear (the relay cannot read them from its content).
+MAX_SEALED_MENTIONS = 50
+
 #: A key expires at most this long after it is minted (ten years); longer is "never".
 MAX_KEY_LIFETIME_SECONDS = 10 * 365 * 86_400
 

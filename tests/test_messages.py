@@ -144,7 +144,7 @@ def test_no_message_is_skipped_when_sends_race_a_reader(relay: Relay) -> None:
         ({"channel": "ok-channel", "content": "x", "client_msg_id": "x" * 129}, 422, "invalid_request"),
         ({"channel": "ok-channel", "content": "x", "parent_message_id": 0}, 422, "invalid_request"),
         ({"channel": "ok-channel", "content": "x", "unexpected": 1}, 422, "invalid_request"),
-        ({"channel": "ok-channel"}, 422, "invalid_request"),
+        ({"channel": "ok-channel"}, 422, "content_required"),
     ],
 )
 def test_bad_posts_get_one_clear_error(relay: Relay, body: dict[str, object], status: int, code: str) -> None:

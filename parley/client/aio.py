@@ -21,6 +21,8 @@ from parley.client.retry import backoff
 from parley.client.sync import FOLLOW_THROUGH
 from parley.client.transport import Response, TransportError
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
+from parley.sealed.keyring import Keyring, join_link, take_link
+from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -71,11 +73,13 @@ class AsyncClient:
         timeout: float = calls.DEFAULT_TIMEOUT,
         retries: int = 4,
         http: httpx.AsyncClient | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.url, key, name = env.client(url, key, name)
         self.timeout, self.retries = timeout, retries
         self.http = http or httpx.AsyncClient()
         self.headers = calls.agent_headers(key, name, admin_token=admin_token)
+        self.sealer = Sealer(keyring or Keyring(), me=name)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -87,7 +91,16 @@ class AsyncClient:
         await self.http.aclose()
 
     async def call(self, call: calls.Call[T]) -> T:
-        return await drive(call.steps(self.headers, self.timeout, self.retries), self.http, self.url, asyncio.sleep)
+        steps = call.steps(self.headers, self.timeout, self.retries, self.sealer)
+        return await drive(steps, self.http, self.url, asyncio.sleep)
+
+    def link(self, channel: str) -> str:
+        """The join link of a sealed channel whose key you hold (it carries the key: share it privately)."""
+        return join_link(self.sealer.keyring, self.url, channel)
+
+    async def join_link(self, link: str) -> r.Channel:
+        """Keep the key a join link carries, and join its channel."""
+        return await self.join(take_link(self.sealer.keyring, link))
 
     me = _method(calls.me)
     board = _method(calls.board)

@@ -13,7 +13,7 @@ import inspect
 import json
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 from parley import __version__
@@ -21,6 +21,9 @@ from parley.client import records as r
 from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.retry import MAX_RETRY_AFTER, NOT_ACTED_STATUSES, backoff, parse_retry_after, should_retry
 from parley.client.transport import Response, Transport, TransportError
+
+if TYPE_CHECKING:
+    from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Callable[..., Any])
@@ -138,8 +141,14 @@ class Call(Generic[T]):
             headers["Content-Type"] = self.content_type
         return Send(self.method, path, headers, body, timeout + self.wait)
 
-    def steps(self, headers: dict[str, str], timeout: float, retries: int) -> Steps[T]:
-        outcome, _ = yield from exchange(self.send(headers, timeout), retries=retries, retry_safe=self.retry_safe)
+    def steps(self, headers: dict[str, str], timeout: float, retries: int, sealer: Sealer | None = None) -> Steps[T]:
+        """The call's I/O; with a ``sealer``, sends to sealed channels are sealed and answers opened."""
+        send = self.send(headers, timeout)
+        if sealer is None:
+            outcome, _ = yield from exchange(send, retries=retries, retry_safe=self.retry_safe)
+        else:
+            body = json.loads(send.body) if self.json is not None and send.body else None
+            outcome, _ = yield from sealer.exchange(send, body, retries=retries, retry_safe=self.retry_safe)
         if isinstance(outcome, TransportError):
             raise RelayUnreachable(str(outcome), sent=outcome.sent)
         if outcome.status >= 400:
@@ -197,9 +206,12 @@ def channels(type: str | None = None) -> Call[list[r.Channel]]:
     return Call("GET", "/api/v1/channels", listed, {"type": type})
 
 
-def join(channel: str, *, private: bool = False, description: str | None = None) -> Call[r.Channel]:
-    """Join a channel, created if new (``private``: named ``<you>~<channel>``, members only)."""
-    body = {"name": channel, "private": private, "description": description}
+def join(
+    channel: str, *, private: bool = False, description: str | None = None, encrypted: bool = False
+) -> Call[r.Channel]:
+    """Join a channel, created if new (``private``: named ``<you>~<channel>``, members only; ``encrypted``:
+    sealed end to end, its key made here and kept in your keyring; share it with ``link``)."""
+    body = {"name": channel, "private": private, "description": description, "encrypted": encrypted or None}
     return Call("POST", "/api/v1/channels", _as(r.Channel.from_dict, "channel"), json=body)
 
 

@@ -20,3 +20,15 @@ class RelayUnreachable(ParleyError):
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__("relay_unreachable", message)
         self.sent = sent
+
+
+class SealError(ParleyError):
+    """A sealed message or file that cannot be sealed or opened, and why (``parley.sealed``).
+
+    ``code``: ``missing_key`` (no key for the channel or the message's ``kid``), ``tampered``, ``moved_channel``,
+    ``moved_thread``, ``reattributed``, ``replayed`` (a nonce seen before in the channel, on another message),
+    ``malformed``, ``bad_link``, ``bad_keyring``, ``missing_extra`` or ``no_identity``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)

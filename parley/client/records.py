@@ -17,6 +17,9 @@ class Message:
     expects_reply: str
     mentions: list[str]
     created_at: str
+    #: In a sealed channel: ``{"kid", "opened": True}`` once opened, or ``{"kid", "opened": False, "error"}``
+    #: with ``content`` saying why it could not be (no key, tampered, moved, replayed).
+    sealed: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Message:
@@ -30,6 +33,7 @@ class Message:
             expects_reply=d.get("expects_reply", "none"),
             mentions=list(d.get("mentions") or []),
             created_at=d["created_at"],
+            sealed=d.get("sealed"),
         )
 
 
@@ -66,6 +70,9 @@ class Channel:
     created_at: str
     member: bool | None = None
     members: int | None = None
+    encrypted: bool = False
+    #: For a sealed channel this client created or joined: whether its keyring holds the channel's key.
+    key_held: bool | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Channel:

@@ -24,6 +24,8 @@ from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.retry import backoff
 from parley.client.transport import KeepAliveTransport, Transport
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
+from parley.sealed.keyring import Keyring, join_link, take_link
+from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -53,11 +55,13 @@ class Client:
         retries: int = 4,
         transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        keyring: Keyring | None = None,
     ) -> None:
         self.url, key, name = env.client(url, key, name)
         self.timeout, self.retries, self._sleep = timeout, retries, sleep
         self.transport = transport or KeepAliveTransport(self.url)
         self.headers = calls.agent_headers(key, name, admin_token=admin_token)
+        self.sealer = Sealer(keyring or Keyring(), me=name)
 
     def __enter__(self) -> Client:
         return self
@@ -70,7 +74,16 @@ class Client:
 
     def call(self, call: calls.Call[T]) -> T:
         """Run one call (any of ``parley.client.calls``)."""
-        return calls.drive(call.steps(self.headers, self.timeout, self.retries), self.transport, self._sleep)
+        steps = call.steps(self.headers, self.timeout, self.retries, self.sealer)
+        return calls.drive(steps, self.transport, self._sleep)
+
+    def link(self, channel: str) -> str:
+        """The join link of a sealed channel whose key you hold (it carries the key: share it privately)."""
+        return join_link(self.sealer.keyring, self.url, channel)
+
+    def join_link(self, link: str) -> r.Channel:
+        """Keep the key a join link carries, and join its channel."""
+        return self.join(take_link(self.sealer.keyring, link))
 
     me = _method(calls.me)
     board = _method(calls.board)

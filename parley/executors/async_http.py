@@ -22,6 +22,8 @@ from parley.client import calls
 from parley.client.aio import drive
 from parley.client.calls import DEFAULT_TIMEOUT
 from parley.executors.executor import ToolResult, tool_call
+from parley.sealed.keyring import Keyring
+from parley.sealed.sealer import Sealer
 
 
 class AsyncExecutor:
@@ -38,6 +40,7 @@ class AsyncExecutor:
         retries: int = 4,
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        keyring: Keyring | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -45,6 +48,7 @@ class AsyncExecutor:
         self.client = client
         self._sleep = sleep
         self._headers = calls.agent_headers(key, agent_name)
+        self.sealer = Sealer(keyring or Keyring(), me=agent_name)
 
     async def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
         return (await self.execute_json(name, arguments)).text
@@ -65,6 +69,12 @@ class AsyncExecutor:
         extra: Mapping[str, Any] | None,
     ) -> ToolResult:
         flow = tool_call(
-            name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
+            name,
+            arguments,
+            headers=self._headers,
+            timeout=self.timeout,
+            retries=self.retries,
+            extra=extra,
+            sealer=self.sealer,
         )
         return await drive(flow, client, self.base_url, self._sleep)

@@ -9,6 +9,9 @@ Nothing a model can get wrong raises: an unknown tool, bad arguments or a relay 
 as a short error the model can act on. Connection failures, timeouts and 5xx are retried with
 backoff and jitter (honouring Retry-After); every send carries a client_msg_id, so a retry is
 stored once.
+
+Sealed channels are transparent: with the channel's key in the keyring (``parley.sealed``), sends are
+sealed and reads opened; without it, the model is told which key is missing and how to get it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from urllib.parse import urlencode
 from parley.boundary import wrap
 from parley.client import calls
 from parley.client.calls import DEFAULT_TIMEOUT, Send, Steps, exchange
+from parley.client.errors import SealError
 from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
+from parley.sealed.keyring import Keyring
+from parley.sealed.sealer import Sealer
 from parley.tool_definitions.catalog import TOOLS, find
 from parley.tool_definitions.spec import ArgumentError, Request, Tool, build_request, check_arguments
 
@@ -54,6 +60,7 @@ class Executor:
         retries: int = 4,
         transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        keyring: Keyring | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -61,6 +68,7 @@ class Executor:
         self.transport = transport or KeepAliveTransport(self.base_url)
         self._sleep = sleep
         self._headers = calls.agent_headers(key, agent_name)
+        self.sealer = Sealer(keyring or Keyring(), me=agent_name)
 
     def __enter__(self) -> Executor:
         return self
@@ -83,7 +91,13 @@ class Executor:
         ``extra`` adds relay fields that code sets but models never see (e.g. a message's ``metadata``).
         """
         flow = tool_call(
-            name, arguments, headers=self._headers, timeout=self.timeout, retries=self.retries, extra=extra
+            name,
+            arguments,
+            headers=self._headers,
+            timeout=self.timeout,
+            retries=self.retries,
+            extra=extra,
+            sealer=self.sealer,
         )
         return calls.drive(flow, self.transport, self._sleep)
 
@@ -96,6 +110,7 @@ def tool_call(
     timeout: float,
     retries: int,
     extra: Mapping[str, Any] | None = None,
+    sealer: Sealer | None = None,
 ) -> Steps[ToolResult]:
     """One tool call as a generator of I/O steps (sans-IO), so a sync and an async driver share every rule:
     argument checks, request mapping, client_msg_id, retries with backoff, and the rendering for the model."""
@@ -114,7 +129,15 @@ def tool_call(
         request.body["client_msg_id"] = uuid.uuid4().hex
     wait = float(checked.get(tool.wait_param, 0)) if tool.wait_param else 0.0
     send = _send_step(request, headers, timeout + wait)
-    outcome, attempts = yield from exchange(send, retries=retries, retry_safe=tool.retry_safe)
+    if sealer is None:
+        outcome, attempts = yield from exchange(send, retries=retries, retry_safe=tool.retry_safe)
+    else:
+        try:
+            outcome, attempts = yield from sealer.exchange(
+                send, request.body, retries=retries, retry_safe=tool.retry_safe
+            )
+        except SealError as exc:
+            return _failure(tool.name, exc.code, exc.message)
     if isinstance(outcome, TransportError):
         return _failure(tool.name, "relay_unreachable", f"{outcome}; try again later", attempts=attempts)
     return _render(tool, outcome, attempts)

@@ -140,12 +140,15 @@ def _posted(agent: Agent, posted: Posted) -> JSONResponse:
 
 
 def _draft(request: Request, body: PostMessage | PostDM) -> Draft:
+    sealed = body.sealed if isinstance(body, PostMessage) else None
     return Draft(
-        content=body.content,
+        content=body.content or "",
         parent_id=body.parent_message_id,
         metadata=body.metadata,
         expects_reply=body.expects_reply,
         client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
+        sealed=sealed,
+        mentions=tuple(body.mentions or ()) if isinstance(body, PostMessage) else (),
     )
 
 
@@ -186,9 +189,12 @@ async def list_channels(agent: Reader, type: ChannelType | None = None) -> JSONR
 
 @router.post("/channels", **answers(doc.ChannelCreated, operation_id="join_channel", status=201, also=(200,)))
 async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
-    """Create a channel {name, description, private}; you join it. Posting also creates public ones."""
+    """Create a channel {name, description, private, encrypted}; you join it. Posting also creates public ones.
+    A sealed channel (encrypted) takes only end-to-end encrypted messages and files; that is fixed at creation."""
     store = agent.relay.store
-    channel, created = await store.write(sql.create_channel, agent.caller, body.name, body.description, body.private)
+    channel, created = await store.write(
+        sql.create_channel, agent.caller, body.name, body.description, body.private, body.encrypted
+    )
     data = {"channel": channel.to_dict(), "created": created}
     return ok(data, status=201 if created else 200, budget=agent.budget, write=True)
 
@@ -433,6 +439,7 @@ async def upload_file(
     """Share a file (at most 10 MB): JSON {channel, filename, content, encoding}, a multipart form with a file
     part, or raw bytes with ?channel=&filename=."""
     channel, upload = await read_upload(request, channel, filename, message, announce)
+    upload = await agent.relay.store.read(sql.upload_for, agent.caller, channel, upload)  # before a byte is kept
     stored = await agent.relay.store.save_file(agent.caller, channel, upload)
     return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
 
@@ -456,6 +463,9 @@ async def file_response(agent: Agent, file_id: str) -> Response:
         "Content-Disposition": f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
+        # What a sealed file's chunks are bound to, for the client that opens it.
+        "X-Parley-Channel": quote(stored.channel, safe="~:+@"),
+        "X-Parley-Uploader": stored.uploader,
         **agent.budget.headers(),
     }
     return Response(data, media_type=media_type, headers=headers)

@@ -85,10 +85,13 @@ class Message:
     expects_reply: str
     created_at: float
     mentions: tuple[str, ...] = ()
+    #: A sealed message's envelope (its ``content`` is empty), and the client_msg_id its seal binds.
+    sealed: dict[str, Any] | None = None
+    client_msg_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         stamp = iso(self.created_at)
-        return {
+        shown = {
             "id": self.id,
             "channel": self.channel,
             "author": self.author,
@@ -100,6 +103,9 @@ class Message:
             "created_at": stamp,
             "timestamp": stamp,  # the AgentChat field name, kept for its clients
         }
+        if self.sealed is not None:
+            shown |= {"sealed": self.sealed, "client_msg_id": self.client_msg_id}
+        return shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +119,9 @@ class Draft:
     client_msg_id: str | None = None
     #: A reply answers the open question it replies to, unless it hands the question back (release_claim).
     answers: bool = True
+    #: In a sealed channel: the envelope (``content`` is then empty) and the names it @mentions.
+    sealed: dict[str, Any] | None = None
+    mentions: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +161,7 @@ class Channel:
     created_at: float
     member: bool = False
     members: int = 0
+    encrypted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +169,7 @@ class Channel:
             "type": self.type,
             "description": self.description,
             "private": self.private,
+            "encrypted": self.encrypted,
             "archived": self.archived,
             "created_at": iso(self.created_at),
         }
@@ -213,6 +224,11 @@ class Mention:
             "expects_reply": self.message.expects_reply,
             "timestamp": iso(self.message.created_at),
             "read": self.read,
+            **(
+                {"sealed": self.message.sealed, "client_msg_id": self.message.client_msg_id}
+                if self.message.sealed
+                else {}
+            ),
         }
 
 

@@ -19,6 +19,15 @@ from parley.relay.schemas import UploadFile
 # -- the shapes ---------------------------------------------------------------------------------
 
 
+class Envelope(BaseModel):
+    """A sealed message's content and metadata, AES-256-GCM encrypted by its author (``parley.sealed``)."""
+
+    v: int
+    kid: str
+    nonce: str
+    ciphertext: str
+
+
 class Message(BaseModel):
     id: int
     channel: str
@@ -30,6 +39,8 @@ class Message(BaseModel):
     mentions: list[str]
     created_at: str
     timestamp: str = Field(description="created_at, under AgentChat's name")
+    sealed: Envelope | None = Field(None, description="in a sealed channel: the envelope (content is empty)")
+    client_msg_id: str | None = Field(None, description="in a sealed channel: bound by the seal")
 
 
 class Question(Message):
@@ -46,6 +57,7 @@ class Channel(BaseModel):
     type: str
     description: str
     private: bool
+    encrypted: bool = Field(description="sealed: end-to-end encrypted messages and files only")
     archived: bool
     created_at: str
 
@@ -76,6 +88,8 @@ class Mention(BaseModel):
     expects_reply: str
     timestamp: str
     read: bool
+    sealed: Envelope | None = None
+    client_msg_id: str | None = None
 
 
 class Board(BaseModel):

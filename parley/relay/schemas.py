@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from parley import limits
 from parley.relay import rules
+from parley.sealed import envelope
 
 #: Error types our validators raise; the HTTP layer uses them as error codes.
 CUSTOM_CODES: set[str] = set()
@@ -73,6 +74,17 @@ def _expects_reply(value: str | None) -> str | None:
     return value
 
 
+def _sealed(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        try:
+            envelope.check_envelope(value)
+        except envelope.MalformedEnvelope as exc:
+            raise _fail(
+                "malformed_envelope", "the sealed envelope is malformed: {reason}", {"reason": str(exc)}
+            ) from exc
+    return value
+
+
 Content = Annotated[str, AfterValidator(_content)]
 Name = Annotated[str, AfterValidator(_name)]
 ChannelName = Annotated[str, AfterValidator(_channel)]
@@ -80,6 +92,7 @@ Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata)]
 ExpectsReply = Annotated[str | None, AfterValidator(_expects_reply)]
 ClientMsgId = Annotated[str | None, Field(min_length=1, max_length=limits.MAX_CLIENT_MSG_ID_CHARS)]
 MessageId = Annotated[int, Field(ge=1, le=limits.MAX_ID)]
+Sealed = Annotated[dict[str, Any] | None, AfterValidator(_sealed)]
 
 
 def _check_text(value: Any) -> None:
@@ -124,12 +137,30 @@ class Body(BaseModel):
 
 
 class PostMessage(Body):
+    """Plain ``content``, or (in a sealed channel) a ``sealed`` envelope with the ``mentions`` it makes."""
+
     channel: ChannelName
-    content: Content
+    content: Content | None = None
     parent_message_id: MessageId | None = None
     metadata: Metadata = None
     expects_reply: ExpectsReply = None
     client_msg_id: ClientMsgId = None
+    sealed: Sealed = None
+    mentions: Annotated[list[Name] | None, Field(max_length=limits.MAX_SEALED_MENTIONS)] = None
+
+    @model_validator(mode="after")
+    def _content_or_sealed(self) -> PostMessage:
+        if self.sealed is None:
+            if self.content is None:
+                raise _fail("content_required", "content is empty; write the message text")
+            if self.mentions is not None:
+                raise _fail("mentions_not_sealed", "mentions are read from content; send them only with sealed")
+        elif self.content is not None or self.metadata is not None:
+            raise _fail(
+                "plaintext_in_sealed",
+                "a sealed message carries no content or metadata in the clear: seal them into the envelope",
+            )
+        return self
 
 
 class PostDM(Body):
@@ -149,6 +180,7 @@ class CreateChannel(Body):
     name: ChannelName
     description: Annotated[str, Field(max_length=limits.MAX_DESCRIPTION_CHARS)] = ""
     private: bool = False
+    encrypted: bool = False
 
 
 class AddMember(Body):

@@ -127,6 +127,7 @@ TOOLS: tuple[Tool, ...] = (
             ),
             Param("description", "string", "What it is for.", max_length=limits.MAX_DESCRIPTION_CHARS),
             Param("private", "boolean", "Members only; named '<you>~<name>'."),
+            Param("encrypted", "boolean", "Sealed end to end: the relay cannot read it. Fixed at creation."),
         ),
         untrusted=False,
     ),

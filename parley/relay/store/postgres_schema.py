@@ -132,4 +132,12 @@ ALTER SEQUENCE message_ids OWNED BY messages.id;
 ALTER TABLE agents ADD COLUMN human BOOLEAN NOT NULL DEFAULT FALSE;
 """,
     ),
+    (
+        4,
+        """
+-- Sealed channels (end-to-end encrypted, fixed at creation): their messages keep an envelope, never content.
+ALTER TABLE channels ADD COLUMN encrypted BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE messages ADD COLUMN sealed TEXT;
+""",
+    ),
 ]

@@ -9,6 +9,7 @@ back that write alone. Writes announce new messages with ``tx.publish``. Operati
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import time
 from typing import Any
@@ -35,10 +36,11 @@ from parley.relay.models import (
     Upload,
 )
 from parley.relay.store.base import Row, Tx
+from parley.sealed import envelope
 
 MESSAGE_COLUMNS = (
     "m.id, m.channel_id, c.name AS channel, a.name AS author, m.content, m.metadata, m.parent_id,"
-    " m.expects_reply, m.created_at, m.mentions"
+    " m.expects_reply, m.created_at, m.mentions, m.sealed, m.client_msg_id"
 )
 MESSAGE_JOINS = "JOIN channels c ON c.id = m.channel_id JOIN agents a ON a.id = m.author_id"
 MESSAGE_FROM = f"messages m {MESSAGE_JOINS}"
@@ -46,8 +48,8 @@ _MEMBER = "EXISTS (SELECT 1 FROM memberships WHERE agent_id = :me AND channel_id
 _LOOKUP = f"SELECT c.*, {_MEMBER} AS member FROM channels c WHERE c.name = :name"
 _INSERT_MESSAGE = (
     "INSERT INTO messages (channel_id, author_id, content, metadata, parent_id, expects_reply, client_msg_id,"
-    " mentions, created_at) VALUES (:channel, :me, :content, :metadata, :parent, :expects, :client_msg_id,"
-    " :mentions, :now) RETURNING id"
+    " mentions, created_at, sealed) VALUES (:channel, :me, :content, :metadata, :parent, :expects, :client_msg_id,"
+    " :mentions, :now, :sealed) RETURNING id"
 )
 
 
@@ -67,6 +69,8 @@ def message(tx: Tx, row: Row) -> Message:
         expects_reply=row["expects_reply"],
         created_at=row["created_at"],
         mentions=tuple(row["mentions"].split(",")) if row["mentions"] else (),
+        sealed=json.loads(row["sealed"]) if row["sealed"] else None,
+        client_msg_id=row["client_msg_id"] if row["sealed"] else None,
     )
 
 
@@ -95,6 +99,7 @@ def _channel(row: Row, *, member: bool, members: int = 0) -> Channel:
         created_at=row["created_at"],
         member=member,
         members=members,
+        encrypted=bool(row["encrypted"]),
     )
 
 
@@ -199,24 +204,30 @@ async def channel(tx: Tx, caller: Caller, name: str) -> Channel:
     return found
 
 
-async def _insert_channel(tx: Tx, caller: Caller, name: str, description: str, private: bool, now: float) -> Channel:
+async def _insert_channel(
+    tx: Tx, caller: Caller, name: str, description: str, private: bool, now: float, *, encrypted: bool = False
+) -> Channel:
     row = await _one(
         tx,
-        "INSERT INTO channels (name, type, description, private, created_by, created_at)"
-        " VALUES (:name, :type, :description, :private, :me, :now) RETURNING *",
+        "INSERT INTO channels (name, type, description, private, created_by, created_at, encrypted)"
+        " VALUES (:name, :type, :description, :private, :me, :now, :encrypted) RETURNING *",
         name=name,
         type=rules.channel_type(name),
         description=description,
         private=private,
         me=caller.agent_id,
         now=now,
+        encrypted=encrypted,
     )
     await _join(tx, caller.agent_id, row["id"], now)
     return _channel(row, member=True)
 
 
-async def create_channel(tx: Tx, caller: Caller, name: str, description: str, private: bool) -> tuple[Channel, bool]:
+async def create_channel(
+    tx: Tx, caller: Caller, name: str, description: str, private: bool, encrypted: bool = False
+) -> tuple[Channel, bool]:
     """Create a channel and join it; an existing one the caller may see is joined instead (False).
+    Whether a channel is sealed (``encrypted``) is fixed when it is created.
 
     A private channel lives in its creator's namespace ('planning' becomes 'alice~planning'), so no
     agent can take, or wait in, another's private channel; a public name never holds a '~'."""
@@ -225,21 +236,28 @@ async def create_channel(tx: Tx, caller: Caller, name: str, description: str, pr
         raise Unprocessable("a direct-message conversation opens with its first message", code="invalid_name")
     owner = rules.channel_owner(name)
     if private or owner is not None:
-        if owner not in (None, caller.name):
-            raise Forbidden(
-                f"'{name}' is in {owner}'s namespace; your private channels are named '{caller.name}~<name>'",
-                code="not_your_namespace",
-            )
         name, private = rules.private_channel_name(caller.name, name), True
     access.check_scope(caller, name)
     now = time.time()
     found = await _lookup(tx, caller, name)
-    if found is None:
-        return await _insert_channel(tx, caller, name, description, private, now), True
-    if not _may_see(caller, found):
-        raise _no_channel(name)
+    if found is None or not _may_see(caller, found):
+        if owner not in (None, caller.name):  # another's private channel is joined only by its members
+            raise Forbidden(
+                f"'{name}' is in {owner}'s namespace; your private channels are named '{caller.name}~<name>'"
+                " (a member of theirs can add you to it)",
+                code="not_your_namespace",
+            )
+        if found is not None:
+            raise _no_channel(name)
+        return await _insert_channel(tx, caller, name, description, private, now, encrypted=encrypted), True
     if found.archived:
         raise Conflict(f"channel '{name}' is archived", code="channel_archived")
+    if encrypted and not found.encrypted:
+        raise Conflict(
+            f"channel '{name}' exists and is not sealed; sealing is fixed when a channel is created."
+            " Create a sealed channel under a new name",
+            code="sealing_fixed",
+        )
     await _join(tx, caller.agent_id, found.id, now)
     return found, False
 
@@ -482,9 +500,11 @@ async def _expects_reply(tx: Tx, caller: Caller, value: str) -> str:
     return value
 
 
-async def _mentioned(tx: Tx, caller: Caller, channel: Channel, content: str) -> list[tuple[int, str]]:
-    """The agents a message @mentions that can read it, in the order they are mentioned."""
-    names = [name for name in rules.parse_mentions(content) if name != caller.name]
+async def _mentioned(tx: Tx, caller: Caller, channel: Channel, draft: Draft) -> list[tuple[int, str]]:
+    """The agents a message @mentions that can read it, in the order they are mentioned (a sealed message
+    names them beside its envelope)."""
+    said = list(dict.fromkeys(draft.mentions)) if draft.sealed is not None else rules.parse_mentions(draft.content)
+    names = [name for name in said if name != caller.name]
     if not names:
         return []
     rows = await tx.all(
@@ -503,8 +523,9 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
         parent = await tx.one("SELECT channel_id FROM messages WHERE id = :id", id=parent_id)
         if parent is None or parent["channel_id"] != channel.id:
             raise NotFound(f"no message {parent_id} in '{channel.name}' to reply to", code="parent_not_found")
+    _check_sealing(channel, draft)
     expects = await _expects_reply(tx, caller, draft.expects_reply or "none")
-    mentioned = await _mentioned(tx, caller, channel, content)
+    mentioned = await _mentioned(tx, caller, channel, draft)
     inserted = await _one(
         tx,
         _INSERT_MESSAGE,
@@ -517,6 +538,7 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
         client_msg_id=draft.client_msg_id,
         mentions=",".join(name for _, name in mentioned),
         now=now,
+        sealed=json.dumps(draft.sealed, separators=(",", ":")) if draft.sealed is not None else None,
     )
     message_id = int(inserted["id"])
     notify = {agent_id for agent_id, _ in mentioned}
@@ -549,10 +571,28 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
         expects_reply=expects,
         created_at=now,
         mentions=tuple(name for _, name in mentioned),
+        sealed=draft.sealed,
+        client_msg_id=draft.client_msg_id if draft.sealed is not None else None,
     )
     posted = Posted(message=stored, replayed=False, notify_agents=tuple(sorted(notify)))
     tx.publish(posted)
     return posted
+
+
+def _check_sealing(channel: Channel, draft: Draft) -> None:
+    """A sealed channel takes envelopes only; a plain one takes none."""
+    if channel.encrypted and draft.sealed is None:
+        raise Unprocessable(
+            f"'{channel.name}' is a sealed channel: the relay takes only sealed envelopes there, never plaintext."
+            " Post with a parley client that holds its key (get the channel's join link from a member and run"
+            " parley join LINK)",
+            code="sealed_channel",
+        )
+    if draft.sealed is not None and not channel.encrypted:
+        raise Unprocessable(
+            f"'{channel.name}' is not a sealed channel; send plain content (channels are sealed when created)",
+            code="not_sealed",
+        )
 
 
 async def _replay(tx: Tx, caller: Caller, channel: str, draft: Draft) -> Posted | None:
@@ -567,7 +607,7 @@ async def _replay(tx: Tx, caller: Caller, channel: str, draft: Draft) -> Posted 
     if row is None:
         return None
     original = await _load_message(tx, row["id"])
-    if original.channel != channel or original.content != draft.content:
+    if original.channel != channel or (original.content, original.sealed) != (draft.content, draft.sealed):
         raise Conflict(
             f"client_msg_id '{draft.client_msg_id}' was already used for message {original.id} with different"
             " content or channel; use a new client_msg_id for a new message",
@@ -611,10 +651,37 @@ async def post_dm(tx: Tx, caller: Caller, target: str, draft: Draft) -> Posted:
     return await post(tx, caller, name, dataclasses.replace(draft, expects_reply=draft.expects_reply or target))
 
 
+def _sealed_upload(channel: Channel, upload: Upload) -> Upload:
+    """A file for a sealed channel must be sealed (``parley.sealed``); it is kept under a neutral name and
+    type, and never announced in the clear (its sharer announces it with a sealed message)."""
+    if not channel.encrypted:
+        return upload
+    try:
+        envelope.parse_file(upload.data)
+    except envelope.MalformedEnvelope as exc:
+        raise Unprocessable(
+            f"'{channel.name}' is a sealed channel: it takes only sealed files ({exc})", code="sealed_channel"
+        ) from exc
+    if upload.announce:
+        raise Unprocessable(
+            "an announcement in a sealed channel would be plaintext: upload with announce=false and post a sealed"
+            " message about the file",
+            code="sealed_channel",
+        )
+    return dataclasses.replace(upload, filename="sealed.bin", content_type="application/octet-stream", announce=None)
+
+
+async def upload_for(tx: Tx, caller: Caller, channel: str, upload: Upload) -> Upload:
+    """The upload as it will be stored, checked before its bytes are written anywhere."""
+    found = await _lookup(tx, caller, rules.resolve_channel(caller.name, channel))
+    return _sealed_upload(found, upload) if found is not None and _may_see(caller, found) else upload
+
+
 async def insert_file(tx: Tx, caller: Caller, channel: str, upload: Upload) -> StoredFile:
     """A file's record (its bytes are stored already, or in this transaction), and its announcement."""
     now = time.time()
     found = await _channel_for_post(tx, caller, channel, now)
+    upload = _sealed_upload(found, upload)
     stored = StoredFile(
         id=secrets.token_urlsafe(12),
         channel=channel,

@@ -110,4 +110,12 @@ END;
 ALTER TABLE agents ADD COLUMN human INTEGER NOT NULL DEFAULT 0;
 """,
     ),
+    (
+        3,
+        """
+-- Sealed channels (end-to-end encrypted, fixed at creation): their messages keep an envelope, never content.
+ALTER TABLE channels ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN sealed TEXT;
+""",
+    ),
 ]

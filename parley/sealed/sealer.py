@@ -1,0 +1,222 @@
+"""Sealing on the wire: what every client (the typed client, the executor and so the LangChain tools, the MCP
+server and the always-on agents) does to a request for a sealed channel and to what comes back.
+
+``Sealer.exchange`` wraps one request as sans-IO steps (``parley.client.calls``):
+
+- a send to a channel whose key the keyring holds goes out sealed (content and metadata encrypted, the
+  @mentions named in the clear), with the author in its binding (``GET /me`` once, if the name is unknown);
+- creating a channel with ``encrypted: true`` makes its key first and keeps it once the relay agrees;
+- a file shared in a sealed channel is uploaded sealed and announced by a sealed message naming it;
+- every message in an answer is opened (or marked with why it could not be), and a sealed download is
+  decrypted. A nonce seen before in a channel, on another message, is reported as a replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from parley.client.calls import Send, Steps, exchange
+from parley.client.errors import SealError
+from parley.client.transport import Response, TransportError
+from parley.extras import MissingExtra
+from parley.relay.rules import content_type, parse_mentions
+from parley.sealed import envelope as fmt
+from parley.sealed.keyring import Keyring
+
+Outcome = Response | TransportError
+Finish = Callable[[Outcome], Steps[Outcome]]
+
+_MESSAGES = "/api/v1/messages"
+_CHANNELS = "/api/v1/channels"
+_FILES = "/api/v1/files"
+
+
+def _crypto() -> Any:
+    try:
+        from parley.sealed import crypto
+    except MissingExtra as exc:
+        raise SealError("missing_extra", str(exc)) from exc
+    return crypto
+
+
+@dataclasses.dataclass
+class Sealer:
+    keyring: Keyring = dataclasses.field(default_factory=Keyring)
+    #: This client's agent name, the author every seal binds (asked of the relay once when not given).
+    me: str | None = None
+    _nonces: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    def exchange(
+        self, send: Send, body: dict[str, Any] | None, *, retries: int, retry_safe: bool = True
+    ) -> Steps[tuple[Outcome, int]]:
+        """``calls.exchange`` for ``send`` (whose JSON ``body`` is given decoded), sealed where it must be."""
+        send, finish = yield from self._outgoing(send, body, retries)
+        outcome, attempts = yield from exchange(send, retries=retries, retry_safe=retry_safe)
+        outcome = yield from finish(outcome)
+        if isinstance(outcome, Response) and outcome.status < 400:
+            outcome = self._opened(outcome)
+        return outcome, attempts
+
+    # -- going out ------------------------------------------------------------------------------
+
+    def _outgoing(self, send: Send, body: dict[str, Any] | None, retries: int) -> Steps[tuple[Send, Finish]]:
+        path = send.path.partition("?")[0]
+        if send.method == "GET" and path.startswith(f"{_FILES}/"):
+            return send, self._decrypt_download
+        if send.method != "POST" or body is None:
+            return send, _unchanged
+        if path == _CHANNELS:
+            return send, self._keep_key(_crypto().new_key() if body.get("encrypted") else None)
+        channel = body.get("channel")
+        key = self.keyring.current(channel) if isinstance(channel, str) else None
+        if key is None or path not in (_MESSAGES, _FILES):
+            return send, _unchanged
+        me = yield from self._identity(send, retries)
+        if path == _MESSAGES:
+            return _with_body(send, self._seal_post(dict(body), key, me)), _unchanged
+        return (yield from self._seal_upload(send, dict(body), key, me, retries))
+
+    def _identity(self, send: Send, retries: int) -> Steps[str]:
+        if self.me is None:
+            ask = Send("GET", "/api/v1/me", send.headers, None, send.timeout)
+            outcome, _ = yield from exchange(ask, retries=retries)
+            if isinstance(outcome, TransportError) or outcome.status >= 400:
+                raise SealError("no_identity", "could not ask the relay who you are (GET /api/v1/me) to seal")
+            self.me = str(json.loads(outcome.body)["data"]["name"])
+        return self.me
+
+    def _seal_post(self, body: dict[str, Any], key: bytes, me: str) -> dict[str, Any]:
+        content, metadata = body.pop("content"), body.pop("metadata", None)
+        bound = fmt.binding(body["channel"], me, body.get("parent_message_id"), body.get("client_msg_id"))
+        body["sealed"] = _crypto().seal_message(key, content, metadata, bound)
+        body["mentions"] = [name for name in parse_mentions(content) if name != me]
+        return body
+
+    def _keep_key(self, key: bytes | None) -> Finish:
+        """A channel this client creates sealed is sealed with ``key``; the answer says whether a key is held."""
+
+        def finish(outcome: Outcome) -> Steps[Outcome]:
+            if isinstance(outcome, Response) and outcome.status < 300:
+                document = json.loads(outcome.body)
+                channel = document["data"]["channel"]
+                if not channel.get("encrypted"):
+                    return outcome
+                if document["data"].get("created") and key is not None:
+                    self.keyring.add(channel["name"], key)
+                channel["key_held"] = bool(self.keyring.keys(channel["name"]))
+                outcome = dataclasses.replace(outcome, body=json.dumps(document).encode())
+            return outcome
+            yield  # a generator, like every finisher
+
+        return finish
+
+    def _seal_upload(
+        self, send: Send, body: dict[str, Any], key: bytes, me: str, retries: int
+    ) -> Steps[tuple[Send, Finish]]:
+        """The file goes up sealed under a neutral name, without the relay's plaintext announcement; the
+        announcement follows as a sealed message that names it."""
+        raw = (
+            body["content"].encode() if body.get("encoding", "utf-8") == "utf-8" else base64.b64decode(body["content"])
+        )
+        name = body["filename"]
+        kind = content_type(body.get("content_type"), name)
+        blob = _crypto().seal_file(key, raw, name, kind, body["channel"], me)
+        announce = body.get("announce", True)
+        text = body.get("message") or f"Shared a file: {name} ({len(raw)} bytes)"
+        sealed = {"channel": body["channel"], "filename": "sealed.bin", "announce": False}
+        sealed |= {"content": base64.b64encode(blob).decode(), "encoding": "base64"}
+
+        def finish(outcome: Outcome) -> Steps[Outcome]:
+            if not isinstance(outcome, Response) or outcome.status >= 300 or not announce:
+                return outcome
+            document = json.loads(outcome.body)
+            stored = document["data"]["file"] | {"name": name, "content_type": kind, "size": len(raw)}
+            post = {"channel": body["channel"], "content": text, "metadata": {"files": [stored]}}
+            post["client_msg_id"] = f"file-{stored['id']}"
+            note = _with_body(Send("POST", _MESSAGES, send.headers, None, send.timeout), self._seal_post(post, key, me))
+            posted, _ = yield from exchange(note, retries=retries)
+            if isinstance(posted, Response) and posted.status < 300:
+                stored["message_id"] = json.loads(posted.body)["data"]["message"]["id"]
+            document["data"]["file"] = stored
+            return dataclasses.replace(outcome, body=json.dumps(document).encode())
+
+        return _with_body(send, sealed), finish
+        yield  # a generator, like the other branches of _outgoing
+
+    # -- coming back ----------------------------------------------------------------------------
+
+    def _decrypt_download(self, outcome: Outcome) -> Steps[Outcome]:
+        if not isinstance(outcome, Response) or outcome.status >= 300 or not outcome.body.startswith(fmt.FILE_MAGIC):
+            return outcome
+        channel = outcome.headers.get("x-parley-channel", "")
+        uploader = outcome.headers.get("x-parley-uploader", "")
+        name, kind, data = _crypto().open_file(self.keyring.keys(channel), outcome.body, channel, uploader)
+        ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+        headers = outcome.headers | {
+            "content-type": kind,
+            "content-disposition": f'attachment; filename="{ascii_name}"',
+        }
+        return dataclasses.replace(outcome, headers=headers, body=data)
+        yield  # a generator
+
+    def _opened(self, response: Response) -> Response:
+        if b'"sealed"' not in response.body or not response.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            return response
+        document = json.loads(response.body)
+        self.open_all(document.get("data"))
+        return dataclasses.replace(response, body=json.dumps(document).encode())
+
+    def open_all(self, data: Any) -> None:
+        """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions)."""
+        if isinstance(data, list):
+            for item in data:
+                self.open_all(item)
+        elif isinstance(data, dict):
+            sealed = data.get("sealed")
+            if isinstance(sealed, dict) and "ciphertext" in sealed:
+                self.open_message(data)
+            for value in data.values():
+                if isinstance(value, (dict, list)):
+                    self.open_all(value)
+
+    def open_message(self, message: dict[str, Any]) -> None:
+        """Replace a sealed message's envelope by its content and metadata, or say why it stays shut."""
+        envelope = message["sealed"]
+        is_mention = "mention_id" in message
+        message_id = message["message_id"] if is_mention else message["id"]
+        author = message["from"] if is_mention else message["author"]
+        bound = fmt.binding(message["channel"], author, message.get("parent_message_id"), message.get("client_msg_id"))
+        try:
+            content, metadata = _crypto().open_message(self.keyring.keys(message["channel"]), envelope, bound)
+            self._check_nonce(message["channel"], envelope["nonce"], message_id)
+        except SealError as exc:
+            message["content"], message["metadata"] = f"[sealed message not opened ({exc.code}): {exc.message}]", {}
+            message["sealed"] = {"kid": envelope.get("kid"), "opened": False, "error": exc.code}
+            return
+        message["content"], message["metadata"] = content, metadata or {}
+        message["sealed"] = {"kid": envelope["kid"], "opened": True}
+
+    def _check_nonce(self, channel: str, nonce: str, message_id: int) -> None:
+        seen = self._nonces.setdefault(channel, {})
+        first = seen.setdefault(nonce, message_id)
+        if first != message_id:
+            raise SealError(
+                "replayed", f"its nonce was already used by message {first} in '{channel}': a replayed copy"
+            )
+
+
+def _unchanged(outcome: Outcome) -> Steps[Outcome]:
+    return outcome
+    yield  # a generator
+
+
+def _with_body(send: Send, body: dict[str, Any]) -> Send:
+    cleaned = {k: v for k, v in body.items() if v is not None}
+    headers = send.headers | {"Content-Type": "application/json"}
+    return dataclasses.replace(send, headers=headers, body=json.dumps(cleaned).encode())
