@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from parley.extras import missing
 from parley.sealed import envelope as fmt
@@ -45,9 +45,12 @@ def seal_message(key: bytes, content: str, metadata: dict[str, Any] | None, boun
     return {"v": fmt.VERSION, "kid": kid, "nonce": fmt.b64(nonce), "ciphertext": fmt.b64(sealed)}
 
 
-def open_message(keys: Mapping[str, bytes], envelope: Any, bound: list[Any]) -> tuple[str, dict[str, Any] | None]:
+def open_message(
+    keys: Mapping[str, bytes], envelope: Any, bound: list[Any], elsewhere: Mapping[str, bytes] | None = None
+) -> tuple[str, dict[str, Any] | None]:
     """The content and metadata of a sealed message that arrived with ``bound`` (channel, author, parent,
-    client_msg_id), or a SealError that says what is wrong."""
+    client_msg_id), opened with one of its channel's ``keys``, or a SealError that says what is wrong.
+    Keys of other channels (``elsewhere``) only ever explain a failure: they never open a message."""
     try:
         checked = fmt.check_envelope(envelope)
         nonce, ciphertext = fmt.unb64(checked["nonce"]), fmt.unb64(checked["ciphertext"])
@@ -55,6 +58,8 @@ def open_message(keys: Mapping[str, bytes], envelope: Any, bound: list[Any]) -> 
         raise SealError("malformed", f"the sealed message is malformed: {exc}") from exc
     kid = checked["kid"]
     key = keys.get(kid)
+    if key is None and elsewhere and kid in elsewhere:
+        return _refuse_foreign(elsewhere[kid], kid, nonce, ciphertext, bound)
     if key is None:
         raise SealError(
             "missing_key",
@@ -68,6 +73,18 @@ def open_message(keys: Mapping[str, bytes], envelope: Any, bound: list[Any]) -> 
         raise _diagnose(key, kid, nonce, ciphertext, bound) from None
     opened = json.loads(plaintext)
     return opened["content"], opened["metadata"]
+
+
+def _refuse_foreign(key: bytes, kid: str, nonce: bytes, ciphertext: bytes, bound: list[Any]) -> NoReturn:
+    """A message sealed with another channel's key: moved from there, or sealed here by someone holding only
+    that other key. Neither is a message of this channel."""
+    try:
+        AESGCM(key).decrypt(nonce, ciphertext, fmt.associated_data(kid, bound))
+    except InvalidTag:
+        raise _diagnose(key, kid, nonce, ciphertext, bound) from None
+    raise SealError(
+        "moved_channel", f"the sealed message uses key '{kid}' of another channel, not a key of '{bound[0]}'"
+    )
 
 
 def _diagnose(key: bytes, kid: str, nonce: bytes, ciphertext: bytes, bound: list[Any]) -> SealError:

@@ -62,6 +62,13 @@ class Keyring:
             held = self._channels.get(channel, {}).get("keys", {})
         return {kid: fmt.unb64(key) for kid, key in held.items()}
 
+    def everywhere(self) -> dict[str, bytes]:
+        """Every key of every channel, by kid (to tell a message moved from another channel)."""
+        with self._lock:
+            self._refresh()
+            held = [entry.get("keys", {}) for entry in self._channels.values()]
+        return {kid: fmt.unb64(key) for keys in held for kid, key in keys.items()}
+
     def current(self, channel: str) -> bytes | None:
         """The key new messages in ``channel`` are sealed with, if this keyring holds one."""
         with self._lock:

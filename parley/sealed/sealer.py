@@ -193,7 +193,8 @@ class Sealer:
         author = message["from"] if is_mention else message["author"]
         bound = fmt.binding(message["channel"], author, message.get("parent_message_id"), message.get("client_msg_id"))
         try:
-            content, metadata = _crypto().open_message(self.keyring.keys(message["channel"]), envelope, bound)
+            keys, elsewhere = self.keyring.keys(message["channel"]), self.keyring.everywhere
+            content, metadata = _crypto().open_message(keys, envelope, bound, elsewhere())
             self._check_nonce(message["channel"], envelope["nonce"], message_id)
         except SealError as exc:
             message["content"], message["metadata"] = f"[sealed message not opened ({exc.code}): {exc.message}]", {}

@@ -1,0 +1,349 @@
+"""Sealed channels, on both stores: the relay keeps only ciphertext, refuses plaintext, and every way a relay
+(or an agent with relay access) could move, alter or replay a sealed message is caught by the reader."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Agent, Relay, assert_error, data, unique
+
+import parley
+import parley.sealed
+from parley.executors import Executor
+from parley.sealed import Keyring, SealError, link, parse_link
+from parley.sealed import envelope as fmt
+from parley.sealed.sealer import Sealer
+
+
+class Member:
+    """An agent with a typed client and a keyring of its own."""
+
+    def __init__(self, relay: Relay, folder: Path, name: str | None = None) -> None:
+        self.agent = relay.agent(name)
+        self.name = self.agent.name
+        self.keyring = Keyring(folder / f"{self.name}.keyring.json")
+        self.client = parley.Client(relay.url, self.agent.key, keyring=self.keyring)
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[Callable[[Relay], Member]]:
+    """Make members of a relay; their clients are closed after the test."""
+    made: list[Member] = []
+
+    def make(relay: Relay) -> Member:
+        made.append(Member(relay, tmp_path))
+        return made[-1]
+
+    yield make
+    for member in made:
+        member.client.close()
+
+
+@pytest.fixture
+def trio(relay: Relay, members: Callable[[Relay], Member]) -> tuple[Member, Member, Member]:
+    return members(relay), members(relay), members(relay)
+
+
+def sealed_channel(owner: Member, *guests: Member, name: str | None = None) -> str:
+    """A private sealed channel of ``owner``'s, with ``guests`` added and given its join link."""
+    created = owner.client.join(name or unique("sealed"), private=True, encrypted=True)
+    assert created.encrypted and created.key_held
+    for guest in guests:
+        owner.client.add_member(created.name, guest.name)
+        assert guest.client.join_link(owner.client.link(created.name)).encrypted
+    return created.name
+
+
+def raw_messages(agent: Agent, channel: str) -> list[dict[str, Any]]:
+    """What the relay hands out, unopened."""
+    return list(agent.read(channel)["messages"])
+
+
+def test_a_sealed_conversation_leaves_no_plaintext_on_the_relay(
+    fresh_relay: Any, members: Callable[[Relay], Member]
+) -> None:
+    relay = fresh_relay()
+    alice, bob = members(relay), members(relay)
+    channel = sealed_channel(alice, bob)
+    words = {word: unique(word).replace("-", "") for word in ("question", "answer", "filebody", "filename", "meta")}
+    question = alice.client.post(
+        channel, f"{words['question']} @{bob.name}?", expects_reply="anyone", metadata={"note": words["meta"]}
+    )
+    answer = bob.client.post(channel, f"{words['answer']} indeed", reply_to=question.message.id)
+    shared = alice.client.upload(channel, f"{words['filename']}.txt", f"{words['filebody']} " * 5000)
+    # A plain channel beside it, so the search below is shown able to find what is in the clear.
+    plain_word = unique("plainword").replace("-", "")
+    alice.client.post(unique("plain"), plain_word)
+
+    page = bob.client.read(channel)
+    assert [m.content for m in page.messages] == [
+        question.message.content,
+        answer.message.content,
+        f"Shared a file: {words['filename']}.txt ({len(words['filebody']) * 5000 + 5000} bytes)",
+    ]
+    assert page.messages[0].metadata == {"note": words["meta"]} and page.messages[0].mentions == [bob.name]
+    assert page.messages[1].parent_message_id == question.message.id
+    assert all(m.sealed and m.sealed["opened"] for m in page.messages)
+    download = bob.client.download(shared.id)
+    assert (download.filename, download.content_type) == (f"{words['filename']}.txt", "text/plain")
+    assert download.data.decode() == f"{words['filebody']} " * 5000
+    assert [q.message.id for q in bob.client.board().open_questions] == []  # answered, in the clear as a link
+
+    # Search finds plain text and never a sealed message, whatever is asked.
+    assert [hit.message.content for hit in alice.client.search(plain_word)] == [plain_word]
+    for word in words.values():
+        assert alice.client.search(word) == []
+    kid = page.messages[0].sealed["kid"]
+    assert alice.client.search(kid) == [] and alice.client.search("sealed") == []
+
+    stored = _everything_stored(relay)
+    assert plain_word.encode() in stored  # the check sees what is in the clear...
+    for word in words.values():
+        assert word.encode() not in stored, f"{word} is stored in the clear"  # ...and finds no sealed word
+    secret = alice.keyring.current(channel)
+    assert secret is not None and fmt.b64(secret).encode() not in stored and secret not in stored
+
+
+def _everything_stored(relay: Relay) -> bytes:
+    """Every byte the relay keeps: its data directory (SQLite, WAL, files), and on PostgreSQL every table."""
+    kept = [path.read_bytes() for path in relay.settings.data_dir.rglob("*") if path.is_file()]
+    if relay.settings.database_url:
+        tables = [row[0] for row in relay.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in tables:
+            kept += [str(row[0]).encode() for row in relay.query(f"SELECT t::text FROM {table} t")]
+        kept += [bytes(row[0]) for row in relay.query("SELECT data FROM blobs")]
+    return b"\n".join(kept)
+
+
+def test_the_relay_refuses_plaintext_and_malformed_envelopes_in_a_sealed_channel(
+    relay: Relay, trio: tuple[Member, Member, Member]
+) -> None:
+    alice, bob, _ = trio
+    channel = sealed_channel(alice, bob)
+    http = alice.agent.http
+    failure = assert_error(
+        http.post("/api/v1/messages", json={"channel": channel, "content": "in the clear"}), 422, "sealed_channel"
+    )
+    assert "parley join" in failure["message"]
+    good = alice.client.post(channel, "sealed").message
+    envelope = raw_messages(alice.agent, channel)[-1]["sealed"]
+    for broken in (
+        {**envelope, "v": 2},
+        {**envelope, "kid": "short"},
+        {**envelope, "nonce": fmt.b64(b"x" * 8)},
+        {**envelope, "ciphertext": fmt.b64(b"x" * 8)},
+        {**envelope, "ciphertext": "not base64!"},
+        {**envelope, "extra": 1},
+        {k: v for k, v in envelope.items() if k != "kid"},
+    ):
+        assert_error(
+            http.post("/api/v1/messages", json={"channel": channel, "sealed": broken}), 422, "malformed_envelope"
+        )
+    both = {"channel": channel, "sealed": envelope, "content": "leak"}
+    assert_error(http.post("/api/v1/messages", json=both), 422, "plaintext_in_sealed")
+    with_metadata = {"channel": channel, "sealed": envelope, "metadata": {"leak": 1}}
+    assert_error(http.post("/api/v1/messages", json=with_metadata), 422, "plaintext_in_sealed")
+    assert_error(
+        http.post("/api/v1/messages", json={"channel": unique("plain"), "sealed": envelope}), 422, "not_sealed"
+    )
+    assert_error(
+        http.post("/api/v1/messages", json={"channel": unique("plain"), "content": "x", "mentions": [bob.name]}),
+        422,
+        "mentions_not_sealed",
+    )
+    # A plaintext file, and a plaintext announcement of a sealed one, are refused too.
+    upload = {"channel": channel, "filename": "clear.txt", "content": "in the clear"}
+    assert_error(http.post("/api/v1/files", json=upload), 422, "sealed_channel")
+    assert_error(http.post(f"/api/v1/files?channel={channel}&filename=x.bin", content=b"PE2F\x01junk"), 422)
+    # Sealing is fixed at creation: an existing plain channel cannot be re-created sealed.
+    plain = unique("plain")
+    alice.agent.post(plain, "hello")
+    assert_error(http.post("/api/v1/channels", json={"name": plain, "encrypted": True}), 409, "sealing_fixed")
+    # A release's reason would be plaintext: refused in a sealed channel, the question still open to claim.
+    question = alice.client.post(channel, "who?", expects_reply="anyone").message
+    bob.client.claim(question.id)
+    release = bob.agent.http.post(f"/api/v1/messages/{question.id}/release", json={"reason": "clear words"})
+    assert_error(release, 422, "sealed_channel")
+    assert [m["id"] for m in raw_messages(alice.agent, channel)] == [good.id, question.id]
+
+
+def test_moved_altered_and_replayed_messages_are_each_reported(
+    relay: Relay, trio: tuple[Member, Member, Member]
+) -> None:
+    """An agent with relay access (carol, a member) or the relay itself re-posts alice's envelope elsewhere."""
+    alice, bob, carol = trio
+    channel = sealed_channel(alice, bob, carol)
+    other = sealed_channel(alice, bob, carol)
+    original = alice.client.post(channel, "pay 10 to bob", client_msg_id="pay-1").message
+    thread = alice.client.post(channel, "a thread", client_msg_id="thread-1").message
+    envelope = raw_messages(alice.agent, channel)[0]["sealed"]
+
+    def repost(who: Member, channel_name: str, **fields: Any) -> int:
+        body = {"channel": channel_name, "sealed": envelope, "client_msg_id": "pay-1", **fields}
+        return int(data(who.agent.http.post("/api/v1/messages", json=body))["message"]["id"])
+
+    moved = repost(alice, other, client_msg_id="pay-1-moved")
+    threaded = repost(alice, channel, parent_message_id=thread.id, client_msg_id="pay-2")
+    stolen = repost(carol, channel)  # carol claims alice's words as hers
+    renamed = repost(alice, channel, client_msg_id="pay-3")
+    tampered_envelope = dict(envelope)
+    raw = bytearray(fmt.unb64(envelope["ciphertext"]))
+    raw[3] ^= 1
+    tampered_envelope["ciphertext"] = fmt.b64(bytes(raw))
+    tampered = int(
+        data(alice.agent.http.post("/api/v1/messages", json={"channel": channel, "sealed": tampered_envelope}))[
+            "message"
+        ]["id"]
+    )
+    seen = {m.id: m for m in bob.client.read(channel, limit=50).messages + bob.client.read(other).messages}
+    assert seen[original.id].content == "pay 10 to bob" and seen[original.id].sealed == {
+        "kid": envelope["kid"],
+        "opened": True,
+    }
+    expected = {
+        moved: "moved_channel",
+        threaded: "moved_thread",
+        stolen: "reattributed",
+        renamed: "replayed",
+        tampered: "tampered",
+    }
+    for message_id, code in expected.items():
+        message = seen[message_id]
+        assert message.sealed is not None and message.sealed["error"] == code, (code, message)
+        assert message.content.startswith(f"[sealed message not opened ({code}):") and "pay 10" not in message.content
+    assert "was sealed for channel" in seen[moved].content and channel in seen[moved].content
+    assert f"was sealed by '{alice.name}'" in seen[stolen].content
+
+    # A relay that serves the same sealed message twice, as two messages: the reader refuses the copy.
+    sealer = Sealer(bob.keyring)
+    first = raw_messages(bob.agent, channel)[0]
+    copy_of = copy.deepcopy(first) | {"id": first["id"] + 10_000}
+    sealer.open_all([first, copy_of])
+    assert first["content"] == "pay 10 to bob"
+    assert copy_of["sealed"]["error"] == "replayed" and str(first["id"]) in copy_of["content"]
+
+
+def test_a_missing_or_wrong_key_and_a_missing_extra_give_clear_errors(
+    relay: Relay, trio: tuple[Member, Member, Member], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, carol = trio
+    channel = sealed_channel(alice)
+    alice.client.add_member(channel, bob.name)
+    alice.client.add_member(channel, carol.name)
+    alice.client.post(channel, "for key holders only")
+    # bob has no key at all; carol holds a wrong one (a key of the same channel name, never its key).
+    carol.keyring.add(channel, os.urandom(32))
+    for member in (bob, carol):
+        (message,) = member.client.read(channel).messages
+        assert message.sealed is not None and message.sealed["error"] == "missing_key"
+        assert message.sealed["kid"] in message.content and "parley join" in message.content
+    with pytest.raises(parley.ParleyError) as refused:
+        bob.client.post(channel, "no key, so plaintext?")
+    assert refused.value.code == "sealed_channel"
+    with pytest.raises(SealError) as no_link:
+        bob.client.link(channel)
+    assert no_link.value.code == "missing_key"
+    with pytest.raises(SealError) as bad:
+        parse_link(alice.client.link(channel).split("&k=")[0])
+    assert bad.value.code == "bad_link"
+
+    # Without the e2e extra, sealing names the extra to install.
+    monkeypatch.delitem(sys.modules, "parley.sealed.crypto", raising=False)
+    monkeypatch.delattr(parley.sealed, "crypto", raising=False)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+    with pytest.raises(SealError) as no_extra:
+        alice.client.post(channel, "sealed?")
+    assert no_extra.value.code == "missing_extra" and "parley-relay[e2e]" in no_extra.value.message
+
+
+def test_rotation_seals_with_the_new_key_and_keeps_old_messages_readable(
+    relay: Relay, trio: tuple[Member, Member, Member]
+) -> None:
+    alice, bob, _ = trio
+    channel = sealed_channel(alice, bob)
+    old = alice.client.post(channel, "before rotation").message
+    old_kid = fmt.key_id(alice.keyring.current(channel) or b"")
+    new_kid = alice.keyring.add(channel, os.urandom(32))
+    new = alice.client.post(channel, "after rotation").message
+    unread = {m.id: m for m in bob.client.read(channel).messages}
+    assert unread[old.id].content == "before rotation"
+    assert unread[new.id].sealed == {"kid": new_kid, "opened": False, "error": "missing_key"}
+    bob.client.join_link(alice.client.link(channel))
+    reread = {m.id: m for m in bob.client.read(channel).messages}
+    assert [reread[old.id].content, reread[new.id].content] == ["before rotation", "after rotation"]
+    assert (reread[old.id].sealed or {})["kid"] == old_kid != new_kid
+
+
+def test_keyring_file_is_private_and_links_round_trip(tmp_path: Path) -> None:
+    keyring = Keyring(tmp_path / "deep" / "keyring.json")
+    key = os.urandom(32)
+    kid = keyring.add("alice~plans", key)
+    assert stat.S_IMODE(keyring.path.stat().st_mode) == 0o600
+    assert json.loads(keyring.path.read_text())["channels"]["alice~plans"]["current"] == kid
+    assert Keyring(keyring.path).current("alice~plans") == key  # another process reads it
+    shared = link("https://relay.example:8765", "alice~plans", key)
+    assert shared.startswith("https://relay.example:8765/dashboard#channel=alice~plans&k=")
+    assert parse_link(shared) == ("https://relay.example:8765", "alice~plans", key)
+    assert parse_link(f"parley://relay.example/alice~plans#k={fmt.b64(key)}") == (None, "alice~plans", key)
+    for broken in ("ftp://x/y#k=abc", f"parley://relay.example/#k={fmt.b64(key)}", "https://x/dashboard#channel=c"):
+        with pytest.raises(SealError):
+            parse_link(broken)
+    keyring.path.write_text("[]")
+    with pytest.raises(SealError) as damaged:
+        Keyring(keyring.path).current("alice~plans")
+    assert damaged.value.code == "bad_keyring"
+
+
+def test_the_executor_seals_and_opens_for_a_model(relay: Relay, trio: tuple[Member, Member, Member]) -> None:
+    alice, bob, _ = trio
+    with Executor(relay.url, alice.agent.key, keyring=alice.keyring) as executor:
+        created = executor.execute_json("join_channel", {"channel": unique("sealed"), "encrypted": True})
+        assert created.ok and created.data["channel"]["encrypted"] and created.data["channel"]["key_held"]
+        channel = created.data["channel"]["name"]
+        assert fmt.b64(alice.keyring.current(channel) or b"") not in created.text  # the model never sees a key
+        sent = executor.execute_json("send_message", {"channel": channel, "content": "sealed by a model"})
+        assert sent.ok and sent.data["message"]["content"] == "sealed by a model"
+        assert raw_messages(alice.agent, channel)[0]["content"] == ""
+        read = executor.execute_json("read_messages", {"channel": channel})
+        assert [m["content"] for m in read.data["messages"]] == ["sealed by a model"]
+        uploaded = executor.execute_json(
+            "upload_file", {"channel": channel, "filename": "plan.md", "content": "# sealed plan"}
+        )
+        assert uploaded.ok and uploaded.data["file"]["name"] == "plan.md"
+        fetched = executor.execute_json("download_file", {"file_id": uploaded.data["file"]["id"]})
+        assert (fetched.data["filename"], fetched.data["content"]) == ("plan.md", "# sealed plan")
+    with Executor(relay.url, bob.agent.key, keyring=bob.keyring) as executor:
+        refused = executor.execute_json("send_message", {"channel": channel, "content": "no key"})
+        assert not refused.ok and refused.error is not None and refused.error["code"] in ("sealed_channel",)
+        assert "join link" in refused.text
+
+
+def test_sealed_upload_bytes_survive_binary_content(relay: Relay, trio: tuple[Member, Member, Member]) -> None:
+    alice, bob, _ = trio
+    channel = sealed_channel(alice, bob)
+    blob = os.urandom(fmt.CHUNK_BYTES * 2 + 17)  # three chunks of data, the last short
+    shared = alice.client.upload(channel, "image.png", blob)
+    got = bob.client.download(shared.id)
+    assert (got.data, got.filename, got.content_type) == (blob, "image.png", "image/png")
+    raw = bob.agent.http.get(f"/api/v1/files/{shared.id}")
+    assert raw.content.startswith(fmt.FILE_MAGIC) and blob not in raw.content
+    assert "sealed.bin" in raw.headers["content-disposition"]
+    kid, _, chunks = fmt.parse_file(raw.content)
+    assert len(chunks) == 4 and kid == fmt.key_id(alice.keyring.current(channel) or b"")
+    # A chunk dropped from the end (truncation) is caught.
+    truncated = raw.content[: -(len(chunks[-1][1]) + 16)]
+    with pytest.raises(SealError) as cut:
+        from parley.sealed import crypto
+
+        crypto.open_file(bob.keyring.keys(channel), truncated, channel, alice.name)
+    assert cut.value.code == "tampered"
+    assert base64.b64encode(blob[:64]).decode() not in raw.text
