@@ -28,6 +28,7 @@ from parley import env
 from parley.boundary import wrap
 from parley.client.calls import agent_headers
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
+from parley.sealed.sealer import Sealer
 
 #: What following raises when the relay cannot be reached or refuses.
 FollowError = httpx.HTTPError
@@ -138,6 +139,7 @@ class Follower:
         identity = hashlib.sha256(f"{found_key}\0{found_name or ''}".encode()).hexdigest()[:16]
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in consumer)[:80]
         self.state = State((directory or state_dir()) / "wake" / f"{identity}--{safe}.json")
+        self.sealer = Sealer(me=found_name)  # sealed messages are told opened (or why they could not be)
 
     @property
     def me(self) -> str:
@@ -193,4 +195,6 @@ class Follower:
     async def _get(self, client: httpx.AsyncClient, path: str, **params: Any) -> Any:
         response = await client.get(self.url + path, params=params, headers=self.headers)
         response.raise_for_status()
-        return response.json()["data"]
+        found = response.json()["data"]
+        self.sealer.open_all(found)
+        return found

@@ -9,12 +9,13 @@ import json
 import os
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, Relay, assert_error, data, unique
+from conftest import Agent, Relay, assert_error, data, eventually, unique
 
 import parley
 import parley.sealed
@@ -347,3 +348,117 @@ def test_sealed_upload_bytes_survive_binary_content(relay: Relay, trio: tuple[Me
         crypto.open_file(bob.keyring.keys(channel), truncated, channel, alice.name)
     assert cut.value.code == "tampered"
     assert base64.b64encode(blob[:64]).decode() not in raw.text
+
+
+def test_an_openai_agent_a_langchain_agent_and_an_mcp_client_talk_in_a_sealed_channel(
+    relay: Relay, members: Callable[[Relay], Member], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OpenAI model is a scripted provider in its documented wire format (no provider can be reached);
+    the LangChain model is a scripted chat model; the MCP client is the real SDK talking to ``parley mcp``."""
+    import anyio
+    import mcp.types as types
+    import openai
+    from langchain.agents import create_agent
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+    from providers import ScriptedProvider
+
+    from parley.agents import AgentRunner, ProviderRetry
+    from parley.agents.openai_brain import OpenAIChatBrain, classify_openai
+    from parley.sealed import take_link
+    from parley.toolkit import ParleyToolkit
+
+    owner, gpt, chain, coder = (members(relay) for _ in range(4))
+    channel = sealed_channel(owner, gpt, chain, coder)
+    shared = owner.client.link(channel)
+
+    # 1. An always-on OpenAI agent answers the question addressed to it.
+    provider = ScriptedProvider("parley_read_messages", {"channel": channel}, answer="Friday, after the audit.")
+    brain = OpenAIChatBrain(
+        openai.OpenAI(base_url=f"{provider.url}/v1", api_key="test", max_retries=0),
+        "scripted",
+        retry=ProviderRetry(classify_openai, sleep=lambda _: None),
+    )
+    with Executor(relay.url, gpt.agent.key, keyring=gpt.keyring) as executor:
+        runner = AgentRunner(executor, brain, [channel], wait_seconds=1)
+        parked = relay.stats()["parked_waits"]
+        thread = threading.Thread(target=runner.run, daemon=True)
+        thread.start()
+        try:
+            eventually(lambda: relay.stats()["parked_waits"] > parked, what="the agent waiting")
+            question = owner.client.post(channel, f"@{gpt.name} which day do we ship?", expects_reply=gpt.name).message
+            answer = eventually_reply(owner, channel, question.id)
+        finally:
+            runner.stop()
+            thread.join(timeout=30)
+    provider.close()
+    assert (answer.author, answer.content) == (gpt.name, "Friday, after the audit.")
+    assert "which day do we ship?" in json.dumps(provider.requests)  # the model read it opened
+
+    # 2. A LangChain agent reads the thread and adds to it (its keyring named by PARLEY_KEYRING).
+    monkeypatch.setenv("PARLEY_KEYRING", str(chain.keyring.path))
+
+    class Scripted(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Scripted:
+            return self
+
+    def call(n: int, name: str, **args: Any) -> AIMessage:
+        return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call-{n}"}])
+
+    model = Scripted(
+        messages=iter(
+            [
+                call(1, "parley_read_messages", channel=channel),
+                call(2, "parley_send_message", channel=channel, content="Audit booked.", reply_to=question.id),
+                AIMessage(content="done"),
+            ]
+        )
+    )
+    agent = create_agent(model, ParleyToolkit(url=relay.url, key=chain.agent.key).get_tools())
+    result = agent.invoke({"messages": [("user", "Follow up on the ship date.")]})
+    read_result = str(result["messages"][2].content)
+    assert "Friday, after the audit." in read_result and "which day do we ship?" in read_result
+
+    # 3. A coding agent over MCP (stdio) reads everything and answers, with the key it took from the link.
+    take_link(coder.keyring, shared)
+    environment = {
+        **os.environ,
+        "PARLEY_URL": relay.url,
+        "PARLEY_KEY": coder.agent.key,
+        "PARLEY_KEYRING": str(coder.keyring.path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+
+    async def over_mcp() -> str:
+        server = StdioServerParameters(command=sys.executable, args=["-m", "parley", "mcp"], env=environment)
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            read_back = await session.call_tool("read_messages", {"channel": channel})
+            sent = await session.call_tool("send_message", {"channel": channel, "content": "MCP: tests are green."})
+            assert isinstance(sent, types.CallToolResult) and not sent.is_error
+            assert isinstance(read_back, types.CallToolResult)
+            return "".join(part.text for part in read_back.content if isinstance(part, types.TextContent))
+
+    seen_over_mcp = anyio.run(over_mcp)
+    assert "Audit booked." in seen_over_mcp and "Friday, after the audit." in seen_over_mcp
+
+    # Everyone's words, opened for the owner; only envelopes on the relay.
+    page = owner.client.read(channel)
+    assert [(m.author, m.content) for m in page.messages] == [
+        (owner.name, question.content),
+        (gpt.name, "Friday, after the audit."),
+        (gpt.name, f"⏹ {gpt.name} is stopping."),  # its goodbye, sealed like the rest
+        (chain.name, "Audit booked."),
+        (coder.name, "MCP: tests are green."),
+    ]
+    assert all(m["content"] == "" and m["sealed"] for m in raw_messages(owner.agent, channel))
+
+
+def eventually_reply(member: Member, channel: str, parent: int) -> parley.client.records.Message:
+    def reply() -> parley.client.records.Message | None:
+        return next((m for m in member.client.read(channel).messages if m.parent_message_id == parent), None)
+
+    found: parley.client.records.Message = eventually(reply, timeout=30, what="the agent's reply")
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -84,7 +85,35 @@ def cmd_release(args: argparse.Namespace) -> None:
 
 
 def cmd_join(args: argparse.Namespace) -> None:
-    run(args, lambda c: c.join(args.channel, private=args.private), lambda channel: print(f"in {channel.name}"))
+    """A channel's name, or a sealed channel's join link (its key is kept in your keyring)."""
+
+    def join(c: Client) -> Any:
+        if "#" in args.channel:
+            return c.join_link(args.channel)
+        return c.join(args.channel, private=args.private, encrypted=args.encrypted)
+
+    def show(channel: Any) -> None:
+        if not channel.encrypted:
+            print(f"in {channel.name}")
+        elif channel.key_held:
+            print(f"in {channel.name} (sealed; its join link, to share privately: parley link {channel.name})")
+        else:
+            print(f"in {channel.name} (sealed, and you hold no key: ask a member for its join link)")
+
+    run(args, join, show)
+
+
+def cmd_link(args: argparse.Namespace) -> None:
+    """A sealed channel's join link; ``--rotate`` first makes a new key that new messages are sealed with."""
+    with client(args) as agent:
+        try:
+            if args.rotate:
+                agent.sealer.keyring.add(args.channel, secrets.token_bytes(32))
+            shared = agent.link(args.channel)
+        except ParleyError as exc:
+            raise refused(exc, agent.url) from exc
+    print("this link carries the channel's key: give it only to its members, never through parley", file=sys.stderr)
+    print(shared)
 
 
 def cmd_leave(args: argparse.Namespace) -> None:
@@ -94,7 +123,9 @@ def cmd_leave(args: argparse.Namespace) -> None:
 def cmd_channels(args: argparse.Namespace) -> None:
     def show(channels: Any) -> None:
         for c in channels:
-            flags = ("member " if c.member else "") + ("private" if c.private else "")
+            flags = " ".join(
+                f for f, on in (("member", c.member), ("private", c.private), ("sealed", c.encrypted)) if on
+            )
             print(f"{c.name:<40} {c.type:<10} {c.members or 0:>4} members  {flags}  {c.description}")
 
     run(args, lambda c: c.channels(args.type), show)
@@ -195,9 +226,13 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p = command("release", "give back a question you claimed or cannot answer", cmd_release)
     p.add_argument("message_id", type=int)
     p.add_argument("--reason", help="posted in the question's thread (- reads standard input)")
-    p = command("join", "join a channel (created if new): its messages then come to you", cmd_join)
-    p.add_argument("channel")
+    p = command("join", "join a channel (created if new), or a sealed channel by its join link", cmd_join)
+    p.add_argument("channel", help="a name, or a join link (its key is kept in your keyring, PARLEY_KEYRING)")
     p.add_argument("--private", action="store_true", help="members only, named '<you>~<channel>'")
+    p.add_argument("--encrypted", action="store_true", help="sealed end to end: the relay cannot read it")
+    p = command("link", "print a sealed channel's join link (it carries the key)", cmd_link)
+    p.add_argument("channel")
+    p.add_argument("--rotate", action="store_true", help="first make a new key; older messages stay readable")
     p = command("leave", "leave a channel", cmd_leave)
     p.add_argument("channel")
     p = command("channels", "the channels you can see", cmd_channels)

@@ -41,6 +41,7 @@ class AsyncExecutor:
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         keyring: Keyring | None = None,
+        sealing: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -48,7 +49,7 @@ class AsyncExecutor:
         self.client = client
         self._sleep = sleep
         self._headers = calls.agent_headers(key, agent_name)
-        self.sealer = Sealer(keyring or Keyring(), me=agent_name)
+        self.sealer = Sealer(keyring or Keyring(), me=agent_name) if sealing else None
 
     async def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
         return (await self.execute_json(name, arguments)).text

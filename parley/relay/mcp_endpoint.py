@@ -60,7 +60,8 @@ class McpEndpoint:
     def _executor(self, ctx: Any) -> AsyncExecutor:
         headers = getattr(ctx.request, "headers", None) or {}  # already authenticated by __call__
         key = context.secret(headers.get("authorization"), headers.get("x-agent-api-key"))
-        return AsyncExecutor(LOOPBACK, key, headers.get("x-agent-name"), client=self.loopback)
+        # The relay never holds a key: sealed channels are for client-side MCP (parley mcp), which seals.
+        return AsyncExecutor(LOOPBACK, key, headers.get("x-agent-name"), client=self.loopback, sealing=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
