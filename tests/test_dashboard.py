@@ -202,3 +202,50 @@ def test_a_person_starts_a_dm_from_who_is_here(relay: Relay, page: Any) -> None:
     assert bot.get("/api/v1/dm", agent=emma.name)["messages"][-1]["content"] == "just between us"
     bot.dm(emma.name, "and back")
     page.wait_for_selector("#messages article:has-text('and back')", timeout=LIVE)
+
+
+def test_a_sealed_channel_in_the_browser(relay: Relay, page: Any, tmp_path: Path) -> None:
+    """The page opens a join link (the key after '#', kept in the tab), decrypts with WebCrypto what a Python
+    client sealed, and seals what the person writes and shares so that the Python client opens it."""
+    import parley
+    from parley.sealed import Keyring
+
+    name = unique("emma")
+    emma = Agent(relay, name, relay.mint(kind="agent", name=name, human=True))
+    owner = relay.agent()
+    with parley.Client(relay.url, owner.key, keyring=Keyring(tmp_path / "owner.json")) as client:
+        channel = client.join(unique("vault"), private=True, encrypted=True).name
+        client.add_member(channel, emma.name)
+        client.post(channel, "the vault code is 4711", expects_reply="anyone")
+        shared = client.upload(channel, "codes.txt", "4711 and 0815")
+        _sign_in(page, relay, emma)
+        page.goto(client.link(channel))
+        row = page.wait_for_selector("#messages article:has-text('the vault code is 4711')")
+        assert "🔒" in page.inner_text(f"#channels .channel[data-channel='{channel}']")
+        assert "#" not in page.url.replace(relay.url, "")  # the key left the address bar
+        with page.expect_download() as download:
+            page.click("#messages a.file:has-text('codes.txt')")
+        assert (download.value.suggested_filename, Path(download.value.path()).read_text()) == (
+            "codes.txt",
+            "4711 and 0815",
+        )
+        row.query_selector("button.reply").click()
+        page.fill("#composer-text", "changed it to 9999")
+        page.press("#composer-text", "Control+Enter")
+        page.wait_for_selector("#messages .thread article:has-text('changed it to 9999')")
+        upload = tmp_path / "new-codes.txt"
+        upload.write_text("9999")
+        page.set_input_files("#upload-file", str(upload))
+        page.click("#upload button[type=submit]")
+        page.wait_for_selector("#notice:has-text('Shared new-codes.txt')")
+
+        opened = client.read(channel).messages
+        assert [(m.author, m.content) for m in opened[-2:]] == [
+            (emma.name, "changed it to 9999"),
+            (emma.name, "Shared a file: new-codes.txt (4 bytes)"),
+        ]
+        assert all(m.sealed and m.sealed["opened"] for m in opened)
+        files = opened[-1].metadata["files"]
+        assert client.download(files[0]["id"]).data == b"9999" and files[0]["id"] != shared.id
+        raw = owner.read(channel)["messages"]
+        assert all(m["content"] == "" for m in raw)  # the relay got only envelopes from the page too

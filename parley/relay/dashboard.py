@@ -33,7 +33,7 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-_ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_ASSETS = {"dashboard.js": "text/javascript", "sealed.js": "text/javascript", "dashboard.css": "text/css"}
 
 
 def wants_page(request: Request) -> bool:
@@ -97,8 +97,14 @@ async def use_admin_token(request: Request) -> Response:
     return response
 
 
+async def dashboard(request: Request) -> Response:
+    """The page at its own address too (join links of sealed channels point here, the key after ``#``)."""
+    return page()
+
+
 def routes() -> list[Any]:
     return [
+        Route("/dashboard", dashboard, methods=["GET"]),
         Route("/app/session", sign_in, methods=["POST"]),
         Route("/app/signout", sign_out, methods=["POST"]),
         Route("/app/admin", use_admin_token, methods=["POST"]),

@@ -189,6 +189,7 @@ class Unread:
             "channel": self.channel.name,
             "type": self.channel.type,
             "private": self.channel.private,
+            "encrypted": self.channel.encrypted,
             "unread": self.unread,
             "last_read_id": self.last_read_id,
             "latest": self.latest.to_dict() if self.latest else None,

@@ -71,6 +71,7 @@ class Unread(BaseModel):
     channel: str
     type: str
     private: bool
+    encrypted: bool
     unread: int
     last_read_id: int | None
     latest: Message | None

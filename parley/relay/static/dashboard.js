@@ -2,7 +2,16 @@
 // channel names, descriptions, file names) is put on the page with textContent, never as HTML.
 "use strict";
 
-const state = { me: null, channel: null, replyTo: null, cursor: null, seen: new Set(), open: new Map() };
+const state = {
+  me: null,
+  channel: null,
+  replyTo: null,
+  cursor: null,
+  seen: new Set(),
+  open: new Map(),
+  sealed: new Set(), // channels that are end-to-end encrypted (sealed.js opens and seals their messages)
+  arrivals: Promise.resolve(), // live messages are opened and placed one after another, in order
+};
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -21,6 +30,9 @@ async function api(method, path, body) {
   const headers = { "X-Parley-CSRF": csrf() };
   const options = { method, headers, credentials: "same-origin" };
   if (body instanceof FormData) {
+    options.body = body;
+  } else if (body instanceof Blob) {
+    headers["Content-Type"] = "application/octet-stream";
     options.body = body;
   } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -64,7 +76,7 @@ function signedOut(reason) {
 function channelButton(name, unread) {
   const item = el("button", "", "channel");
   item.dataset.channel = name;
-  item.append(el("span", name, "name"));
+  item.append(el("span", state.sealed.has(name) ? `🔒 ${name}` : name, "name"));
   if (unread) item.append(el("span", String(unread), "unread"));
   if (name === state.channel) item.classList.add("current");
   item.addEventListener("click", () => openChannel(name));
@@ -73,6 +85,9 @@ function channelButton(name, unread) {
 
 async function refreshBoard() {
   const [board, visible] = await Promise.all([api("GET", "/api/v1/board"), api("GET", "/api/v1/channels")]);
+  for (const c of board.channels) if (c.encrypted) state.sealed.add(c.channel);
+  for (const c of visible.channels) if (c.encrypted) state.sealed.add(c.name);
+  await Promise.all([...board.open_questions, ...board.mentions].map(Sealed.open));
   const list = $("channels");
   list.replaceChildren();
   const groups = {};
@@ -137,6 +152,7 @@ function messageRow(m, compact) {
     const link = el("a", `⬇ ${f.name} (${f.size} bytes)`, "file");
     link.href = `/api/v1/files/${encodeURIComponent(f.id)}`;
     link.setAttribute("download", "");
+    if (m.sealed && m.sealed.opened) link.addEventListener("click", (event) => downloadSealed(event, f));
     row.append(link);
   }
   if (m.expects_reply && m.expects_reply !== "none") {
@@ -209,9 +225,12 @@ async function openChannel(name) {
   $("reply-to").textContent = "";
   $("title").textContent = name;
   $("messages").replaceChildren();
+  if (state.sealed.has(name) && !Sealed.has(name)) {
+    notice(`${name} is sealed and this page holds no key for it: open the channel's join link.`, true);
+  }
   const path = `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`;
   const page = name.startsWith("@") ? await api("GET", path).catch(() => ({ messages: [] })) : await api("GET", path);
-  for (const m of page.messages) place(m);
+  for (const m of page.messages) place(await Sealed.open(m));
   $("composer-text").focus();
   await refreshBoard();
 }
@@ -226,26 +245,67 @@ async function send(event) {
   event.preventDefault();
   const text = $("composer-text").value.trim();
   if (!text || !state.channel) return;
-  const body = { channel: state.channel, content: text, client_msg_id: crypto.randomUUID() };
+  let body = { channel: state.channel, content: text, client_msg_id: crypto.randomUUID() };
   if (state.replyTo) body.parent_message_id = state.replyTo;
   if ($("composer-ask").checked) body.expects_reply = "anyone";
+  if (state.sealed.has(state.channel)) {
+    if (!Sealed.has(state.channel)) return notice("This channel is sealed: open its join link to write in it.", true);
+    body = await Sealed.sealPost(body, state.me);
+  }
   const posted = await api("POST", "/api/v1/messages", body);
   $("composer-text").value = "";
   $("composer-ask").checked = false;
   state.replyTo = null;
   $("reply-to").textContent = "";
-  place(posted.message);
+  place(await Sealed.open(posted.message));
 }
 
 async function upload(event) {
   event.preventDefault();
   const file = $("upload-file").files[0];
   if (!file || !state.channel) return;
-  const form = new FormData();
-  form.append("file", file);
-  const stored = await api("POST", `/api/v1/files?channel=${encodeURIComponent(state.channel)}`, form);
-  notice(`Shared ${stored.file.name}.`);
+  const channel = state.channel;
+  if (state.sealed.has(channel)) {
+    await uploadSealed(file, channel);
+  } else {
+    const form = new FormData();
+    form.append("file", file);
+    await api("POST", `/api/v1/files?channel=${encodeURIComponent(channel)}`, form);
+  }
+  notice(`Shared ${file.name}.`);
   $("upload-file").value = "";
+}
+
+async function uploadSealed(file, channel) {
+  // Sealed under the channel's key with its real name inside; announced by a sealed message that names it.
+  if (!Sealed.has(channel)) return notice("This channel is sealed: open its join link to share in it.", true);
+  const type = file.type || "application/octet-stream";
+  const blob = await Sealed.sealFile(new Uint8Array(await file.arrayBuffer()), file.name, type, channel, state.me);
+  const query = `channel=${encodeURIComponent(channel)}&filename=sealed.bin&announce=false`;
+  const stored = (await api("POST", `/api/v1/files?${query}`, blob)).file;
+  const files = [{ ...stored, name: file.name, content_type: type, size: file.size }];
+  const text = `Shared a file: ${file.name} (${file.size} bytes)`;
+  const note = { channel, content: text, metadata: { files }, client_msg_id: `file-${stored.id}` };
+  const posted = await api("POST", "/api/v1/messages", await Sealed.sealPost(note, state.me));
+  place(await Sealed.open(posted.message));
+}
+
+async function downloadSealed(event, f) {
+  event.preventDefault();
+  const response = await fetch(`/api/v1/files/${encodeURIComponent(f.id)}`, { credentials: "same-origin" });
+  if (!response.ok) return notice(`The file could not be fetched (HTTP ${response.status}).`, true);
+  const channel = decodeURIComponent(response.headers.get("X-Parley-Channel") || "");
+  const uploader = response.headers.get("X-Parley-Uploader") || "";
+  try {
+    const opened = await Sealed.openFile(new Uint8Array(await response.arrayBuffer()), channel, uploader);
+    const save = el("a");
+    save.href = URL.createObjectURL(opened.data);
+    save.download = opened.name.split(/[\\/]/).pop() || "file";
+    save.click();
+    setTimeout(() => URL.revokeObjectURL(save.href), 60000);
+  } catch (error) {
+    notice("The sealed file did not open: it was altered or moved, or this page holds no key for it.", true);
+  }
 }
 
 async function search(event) {
@@ -287,7 +347,7 @@ function live() {
     state.cursor = m.id;
     const dmWith = state.channel && state.channel.startsWith("@") && m.channel.startsWith("dm:");
     if (m.channel === state.channel || (dmWith && m.channel.split(/[:+]/).includes(state.channel.slice(1)))) {
-      place(m);
+      state.arrivals = state.arrivals.then(async () => place(await Sealed.open(m)));
       state.onScreen = { channel: m.channel, id: m.id }; // seen: read it, so its channel is not counted unread
     }
     soon();
@@ -360,15 +420,16 @@ async function start() {
   document.body.dataset.state = "signed-in";
   $("whoami").textContent = me.name;
   await Promise.all([refreshBoard(), refreshAgents()]);
-  const first = document.querySelector("#channels .channel");
-  if (first) await openChannel(first.dataset.channel);
+  const first = state.joining || (document.querySelector("#channels .channel") || {dataset: {}}).dataset.channel;
+  if (first) await openChannel(first);
   live();
   if (document.body.dataset.view === "operator") operator().catch(() => {});
   setInterval(() => refreshAgents().catch(() => {}), 15000);
   setInterval(() => refreshBoard().catch(() => {}), 15000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  state.joining = await Sealed.fromFragment(); // a join link: its key stays in this tab
   for (const field of document.querySelectorAll("input[name=csrf]")) field.value = csrf();
   if (location.hash === "#signin-failed") $("signin-error").textContent = "That key is not valid here.";
   if (location.hash === "#operator") document.body.dataset.view = "operator";
