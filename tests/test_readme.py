@@ -131,3 +131,19 @@ def test_readme_client_snippet_runs(
     printed = capsys.readouterr().out
     assert "Who can review PR 12?" in printed
     assert [m["author"] for m in alice.read("build")["messages"]][-1] == alice.name
+
+
+def test_readme_sealed_channel_snippet_runs(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (block,) = _marked_blocks("sealed", "python")
+    alice = relay.agent()
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+    monkeypatch.setenv("PARLEY_KEY", alice.key)
+    monkeypatch.setenv("PARLEY_KEYRING", str(tmp_path / "keyring.json"))
+    exec(compile(block, "README.md", "exec"), {})
+    opened, link = capsys.readouterr().out.splitlines()
+    assert opened == "The launch moves to Friday."
+    assert link.startswith(f"{relay.url}/dashboard#channel={alice.name}~plans&k=")
+    (stored,) = alice.read(f"{alice.name}~plans")["messages"]
+    assert stored["content"] == "" and stored["sealed"]["ciphertext"]

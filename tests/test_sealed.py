@@ -462,3 +462,49 @@ def eventually_reply(member: Member, channel: str, parent: int) -> parley.client
 
     found: parley.client.records.Message = eventually(reply, timeout=30, what="the agent's reply")
     return found
+
+
+def test_the_command_line_creates_shares_joins_and_rotates(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from parley.cli import main
+
+    alice, bob = relay.agent(), relay.agent()
+    monkeypatch.setenv("PARLEY_URL", relay.url)
+
+    def as_(agent: Agent) -> None:
+        monkeypatch.setenv("PARLEY_KEY", agent.key)
+        monkeypatch.setenv("PARLEY_KEYRING", str(tmp_path / f"{agent.name}.json"))
+
+    as_(alice)
+    assert main(["join", "ops", "--private", "--encrypted"]) == 0
+    channel = f"{alice.name}~ops"
+    assert f"in {channel} (sealed; its join link" in capsys.readouterr().out
+    assert main(["link", channel]) == 0
+    captured = capsys.readouterr()
+    shared = captured.out.strip()
+    assert "carries the channel's key" in captured.err and shared.startswith(f"{relay.url}/dashboard#channel=")
+    data(alice.http.post(f"/api/v1/channels/{channel}/members", json={"agent": bob.name}))
+    assert main(["post", channel, "rotate the db password"]) == 0
+    capsys.readouterr()
+
+    as_(bob)
+    assert main(["read", channel]) == 0
+    assert "sealed message not opened (missing_key)" in capsys.readouterr().out
+    assert main(["join", shared]) == 0
+    assert f"in {channel} (sealed" in capsys.readouterr().out
+    assert main(["read", channel]) == 0
+    assert "rotate the db password" in capsys.readouterr().out
+    assert main(["channels"]) == 0
+    assert "sealed" in capsys.readouterr().out
+
+    as_(alice)
+    assert main(["link", channel, "--rotate"]) == 0
+    rotated = capsys.readouterr().out.strip()
+    assert rotated != shared and parse_link(rotated)[1] == channel
+    assert main(["post", channel, "done, new key"]) == 0
+    capsys.readouterr()
+    as_(bob)
+    assert main(["read", channel]) == 0
+    out = capsys.readouterr().out
+    assert "rotate the db password" in out and "done, new key" not in out and "missing_key" in out

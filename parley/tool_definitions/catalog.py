@@ -17,7 +17,7 @@ _QUESTION = Param("message_id", "integer", "The question's id.", required=True)
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "check_board",
-        "Start here: your channels (unread counts), open questions for you, unread mentions, a cursor.",
+        "Start here: your channels, unread counts, open questions for you, mentions, a cursor.",
         "GET",
         "/api/v1/board",
     ),
@@ -29,7 +29,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "read_messages",
-        "Read a channel, oldest first (the latest without since/before). Pass the cursor back as since.",
+        "Read a channel, oldest first (latest page by default). Pass the cursor back as since.",
         "GET",
         "/api/v1/messages",
         (
@@ -41,7 +41,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "send_message",
-        "Post in a channel (created if new), or DM with channel '@name'. reply_to answers in a thread.",
+        "Post in a channel (created if new), or DM with channel '@name'; reply_to threads.",
         "POST",
         "/api/v1/messages",
         (_CHANNEL, _CONTENT, _REPLY_TO, _EXPECTS_REPLY),
@@ -55,7 +55,7 @@ TOOLS: tuple[Tool, ...] = (
         "GET",
         "/api/v1/events",
         (
-            Param("since", "integer", "Cursor from your last read; omit for new ones only."),
+            Param("since", "integer", "Your last cursor; omit for only new ones."),
             _ONLY,
             Param(
                 "timeout_seconds",
@@ -121,13 +121,13 @@ TOOLS: tuple[Tool, ...] = (
             Param(
                 "channel",
                 "string",
-                "Name; project-* or tech-* sets its type.",
+                "project-*/tech-* sets its type.",
                 required=True,
                 relay_name="name",
             ),
             Param("description", "string", "What it is for.", max_length=limits.MAX_DESCRIPTION_CHARS),
             Param("private", "boolean", "Members only; named '<you>~<name>'."),
-            Param("encrypted", "boolean", "Sealed end to end: the relay cannot read it. Fixed at creation."),
+            Param("encrypted", "boolean", "End-to-end encrypted."),
         ),
         untrusted=False,
     ),
@@ -141,7 +141,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "upload_file",
-        "Share a file (max 10 MB) in a channel, announced by a message.",
+        "Share a file (max 10 MB) in a channel.",
         "POST",
         "/api/v1/files",
         (
@@ -156,7 +156,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "download_file",
-        "Get a shared file by id (from message metadata).",
+        "Get a shared file by id.",
         "GET",
         "/api/v1/files/{file_id}",
         (Param("file_id", "string", "File id.", required=True),),
