@@ -58,3 +58,20 @@ def test_scale_out_quick_run(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["sqlite"] > 0 and results["postgres_1"] > 0 and results["postgres_2"] > 0
     assert "| PostgreSQL, 2 replica(s) |" in run.stdout
+
+
+def test_sealed_bench_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "sealed.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sealed.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "bench",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for what in ("sends", "reads"):
+        assert results[f"{what}_plain"] > 0 and results[f"{what}_sealed"] > 0 and results[f"{what}_ratio"] > 0
+    assert results["seal_us"] > 0 and results["open_us"] > 0
+    assert "| sends/s, 2 client threads" in run.stdout

@@ -52,11 +52,9 @@ def open_message(
     client_msg_id), opened with one of its channel's ``keys``, or a SealError that says what is wrong.
     Keys of other channels (``elsewhere``) only ever explain a failure: they never open a message."""
     try:
-        checked = fmt.check_envelope(envelope)
-        nonce, ciphertext = fmt.unb64(checked["nonce"]), fmt.unb64(checked["ciphertext"])
+        kid, nonce, ciphertext = fmt.check_envelope(envelope)
     except fmt.MalformedEnvelope as exc:
         raise SealError("malformed", f"the sealed message is malformed: {exc}") from exc
-    kid = checked["kid"]
     key = keys.get(kid)
     if key is None and elsewhere and kid in elsewhere:
         return _refuse_foreign(elsewhere[kid], kid, nonce, ciphertext, bound)

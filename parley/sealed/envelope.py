@@ -46,10 +46,10 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
-    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    if not isinstance(text, str):
         raise MalformedEnvelope("not base64url text")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedEnvelope("not base64url text") from exc
 
@@ -59,20 +59,21 @@ def key_id(key: bytes) -> str:
     return b64(hmac.new(key, b"parley key id", hashlib.sha256).digest()[:9])
 
 
-def check_envelope(envelope: Any) -> dict[str, Any]:
-    """A sealed message's envelope, checked for shape and sizes (not opened: the relay has no key)."""
+def check_envelope(envelope: Any) -> tuple[str, bytes, bytes]:
+    """A sealed message's envelope, checked for shape and sizes (not opened: the relay has no key), as its
+    kid, nonce and ciphertext."""
     if not isinstance(envelope, dict) or set(envelope) != {"v", "kid", "nonce", "ciphertext"}:
         raise MalformedEnvelope("a sealed envelope is exactly {v, kid, nonce, ciphertext}")
     if envelope["v"] != VERSION or isinstance(envelope["v"], bool):
         raise MalformedEnvelope(f"unknown envelope version {envelope['v']!r}; this relay speaks v{VERSION}")
     if not isinstance(envelope["kid"], str) or not KID_RE.fullmatch(envelope["kid"]):
         raise MalformedEnvelope("kid must be a 12-character key id")
-    if len(unb64(envelope["nonce"])) != NONCE_BYTES:
+    nonce, ciphertext = unb64(envelope["nonce"]), unb64(envelope["ciphertext"])
+    if len(nonce) != NONCE_BYTES:
         raise MalformedEnvelope(f"nonce must be {NONCE_BYTES} bytes, base64url")
-    size = len(unb64(envelope["ciphertext"]))
-    if not TAG_BYTES < size <= limits.MAX_SEALED_BYTES:
+    if not TAG_BYTES < len(ciphertext) <= limits.MAX_SEALED_BYTES:
         raise MalformedEnvelope(f"ciphertext must be {TAG_BYTES + 1}-{limits.MAX_SEALED_BYTES} bytes, base64url")
-    return envelope
+    return envelope["kid"], nonce, ciphertext
 
 
 def binding(channel: str, author: str, parent: int | None, client_msg_id: str | None) -> list[Any]:

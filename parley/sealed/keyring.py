@@ -34,6 +34,8 @@ class Keyring:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else env.keyring_file()
         self._channels: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, dict[str, bytes]] = {}  # decoded, per channel; kept until the file changes
+        self._everywhere: dict[str, bytes] = {}
         self._stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
@@ -41,7 +43,7 @@ class Keyring:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
-            self._channels, self._stamp = {}, None
+            self._channels, self._keys, self._everywhere, self._stamp = {}, {}, {}, None
             return
         stamp = (stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
@@ -51,30 +53,33 @@ class Keyring:
             channels = found["channels"]
             if not isinstance(channels, dict):
                 raise TypeError
-        except (ValueError, KeyError, TypeError) as exc:
+            decoded = {
+                name: {kid: fmt.unb64(key) for kid, key in entry["keys"].items()} for name, entry in channels.items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SealError("bad_keyring", f"{self.path} is not a parley keyring: {exc}") from exc
-        self._channels, self._stamp = channels, stamp
+        self._channels, self._keys, self._stamp = channels, decoded, stamp
+        self._everywhere = {kid: key for keys in decoded.values() for kid, key in keys.items()}
 
     def keys(self, channel: str) -> dict[str, bytes]:
         """Every key a channel has had, by kid."""
         with self._lock:
             self._refresh()
-            held = self._channels.get(channel, {}).get("keys", {})
-        return {kid: fmt.unb64(key) for kid, key in held.items()}
+            return self._keys.get(channel, {})
 
-    def everywhere(self) -> dict[str, bytes]:
-        """Every key of every channel, by kid (to tell a message moved from another channel)."""
+    def snapshot(self) -> tuple[dict[str, dict[str, bytes]], dict[str, bytes]]:
+        """Read once (for opening a whole page): every channel's keys by kid, and every key of every channel by
+        kid (which only ever tells where a moved message came from)."""
         with self._lock:
             self._refresh()
-            held = [entry.get("keys", {}) for entry in self._channels.values()]
-        return {kid: fmt.unb64(key) for keys in held for kid, key in keys.items()}
+            return self._keys, self._everywhere
 
     def current(self, channel: str) -> bytes | None:
         """The key new messages in ``channel`` are sealed with, if this keyring holds one."""
         with self._lock:
             self._refresh()
             entry = self._channels.get(channel)
-        return fmt.unb64(entry["keys"][entry["current"]]) if entry else None
+            return self._keys[channel][entry["current"]] if entry else None
 
     def add(self, channel: str, key: bytes) -> str:
         """Hold ``key`` for ``channel`` and seal new messages with it; its kid."""

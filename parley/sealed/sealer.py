@@ -28,6 +28,7 @@ from parley.sealed import envelope as fmt
 from parley.sealed.keyring import Keyring
 
 Outcome = Response | TransportError
+Snapshot = tuple[dict[str, dict[str, bytes]], dict[str, bytes]]
 Finish = Callable[[Outcome], Steps[Outcome]]
 
 _MESSAGES = "/api/v1/messages"
@@ -174,27 +175,24 @@ class Sealer:
 
     def open_all(self, data: Any) -> None:
         """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions)."""
-        if isinstance(data, list):
-            for item in data:
-                self.open_all(item)
-        elif isinstance(data, dict):
-            sealed = data.get("sealed")
-            if isinstance(sealed, dict) and "ciphertext" in sealed:
-                self.open_message(data)
-            for value in data.values():
-                if isinstance(value, (dict, list)):
-                    self.open_all(value)
+        found: list[dict[str, Any]] = []
+        _sealed_messages(data, found)
+        if found:
+            keys = self.keyring.snapshot()
+            for message in found:
+                self.open_message(message, keys)
 
-    def open_message(self, message: dict[str, Any]) -> None:
+    def open_message(self, message: dict[str, Any], keys: Snapshot | None = None) -> None:
         """Replace a sealed message's envelope by its content and metadata, or say why it stays shut."""
         envelope = message["sealed"]
         is_mention = "mention_id" in message
         message_id = message["message_id"] if is_mention else message["id"]
         author = message["from"] if is_mention else message["author"]
         bound = fmt.binding(message["channel"], author, message.get("parent_message_id"), message.get("client_msg_id"))
+        by_channel, everywhere = keys if keys is not None else self.keyring.snapshot()
         try:
-            keys, elsewhere = self.keyring.keys(message["channel"]), self.keyring.everywhere
-            content, metadata = _crypto().open_message(keys, envelope, bound, elsewhere())
+            held = by_channel.get(message["channel"], {})
+            content, metadata = _crypto().open_message(held, envelope, bound, everywhere)
             self._check_nonce(message["channel"], envelope["nonce"], message_id)
         except SealError as exc:
             message["content"], message["metadata"] = f"[sealed message not opened ({exc.code}): {exc.message}]", {}
@@ -210,6 +208,19 @@ class Sealer:
             raise SealError(
                 "replayed", f"its nonce was already used by message {first} in '{channel}': a replayed copy"
             )
+
+
+def _sealed_messages(data: Any, found: list[dict[str, Any]]) -> None:
+    if isinstance(data, list):
+        for item in data:
+            _sealed_messages(item, found)
+    elif isinstance(data, dict):
+        sealed = data.get("sealed")
+        if isinstance(sealed, dict) and "ciphertext" in sealed:
+            found.append(data)
+        for value in data.values():
+            if isinstance(value, (dict, list)):
+                _sealed_messages(value, found)
 
 
 def _unchanged(outcome: Outcome) -> Steps[Outcome]:
