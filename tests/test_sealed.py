@@ -508,3 +508,18 @@ def test_the_command_line_creates_shares_joins_and_rotates(
     assert main(["read", channel]) == 0
     out = capsys.readouterr().out
     assert "rotate the db password" in out and "done, new key" not in out and "missing_key" in out
+
+
+async def test_the_async_client_seals_and_opens(relay: Relay, trio: tuple[Member, Member, Member]) -> None:
+    alice, bob, _ = trio
+    channel = sealed_channel(alice, bob)
+    async with parley.AsyncClient(relay.url, bob.agent.key, keyring=bob.keyring) as client:
+        posted = await client.post(channel, "from the async client", expects_reply="anyone")
+        assert posted.message.sealed == {"kid": fmt.key_id(bob.keyring.current(channel) or b""), "opened": True}
+        page = await client.read(channel)
+        assert [m.content for m in page.messages] == ["from the async client"]
+        board = await client.board()
+        assert board.open_questions == []  # bob's own question is not his to answer
+    (question,) = alice.client.board().open_questions
+    assert question.message.content == "from the async client"
+    assert raw_messages(alice.agent, channel)[0]["content"] == ""
