@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parent.parent
 
@@ -29,20 +30,24 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert "postgres" in results and "| sends/s, 16 senders |" in table.read_text()
 
 
-def test_wake_bench_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "wake.json"
+def _quick(script: str, out: Path) -> tuple[dict[str, Any], str]:
+    """A bench script's smoke run (from bench/, as its docstring says to run it): its results and its table."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "wake.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT / "bench",
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(out.read_text())
+    return json.loads(out.read_text()), run.stdout
+
+
+def test_wake_bench_quick_run(tmp_path: Path) -> None:
+    results, table = _quick("wake.py", tmp_path / "wake.json")
     for key in ("mcp_push", "hook_wake"):
         assert results[key]["rounds"] == 3 and 0 < results[key]["p50_ms"] <= results[key]["p99_ms"]
-    assert "| MCP push" in run.stdout
+    assert "| MCP push" in table
 
 
 def test_scale_out_quick_run(tmp_path: Path) -> None:
@@ -61,17 +66,8 @@ def test_scale_out_quick_run(tmp_path: Path) -> None:
 
 
 def test_sealed_bench_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "sealed.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "sealed.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT / "bench",
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results, table = _quick("sealed.py", tmp_path / "sealed.json")
     for what in ("sends", "reads"):
         assert results[f"{what}_plain"] > 0 and results[f"{what}_sealed"] > 0 and results[f"{what}_ratio"] > 0
     assert results["seal_us"] > 0 and results["open_us"] > 0
-    assert "| sends/s, 2 client threads" in run.stdout
+    assert "| sends/s, 2 client threads" in table

@@ -18,15 +18,13 @@ try:
 except ImportError as exc:
     raise missing("async", "parley.executors.async_http", exc) from exc
 
-from parley.client import calls
 from parley.client.aio import drive
 from parley.client.calls import DEFAULT_TIMEOUT
-from parley.executors.executor import ToolResult, tool_call
+from parley.executors.executor import ToolCaller, ToolResult
 from parley.sealed.keyring import Keyring
-from parley.sealed.sealer import Sealer
 
 
-class AsyncExecutor:
+class AsyncExecutor(ToolCaller):
     """Pass a long-lived ``client`` to keep connections alive between calls; without one, each call
     opens and closes its own client (safe across event loops, e.g. repeated ``asyncio.run``)."""
 
@@ -43,13 +41,9 @@ class AsyncExecutor:
         keyring: Keyring | None = None,
         sealing: bool = True,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.retries = retries
+        super().__init__(base_url, key, agent_name, timeout=timeout, retries=retries, keyring=keyring, sealing=sealing)
         self.client = client
         self._sleep = sleep
-        self._headers = calls.agent_headers(key, agent_name)
-        self.sealer = Sealer(keyring or Keyring(), me=agent_name) if sealing else None
 
     async def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
         return (await self.execute_json(name, arguments)).text
@@ -69,13 +63,4 @@ class AsyncExecutor:
         arguments: Mapping[str, Any] | str | None,
         extra: Mapping[str, Any] | None,
     ) -> ToolResult:
-        flow = tool_call(
-            name,
-            arguments,
-            headers=self._headers,
-            timeout=self.timeout,
-            retries=self.retries,
-            extra=extra,
-            sealer=self.sealer,
-        )
-        return await drive(flow, client, self.base_url, self._sleep)
+        return await drive(self.flow(name, arguments, extra), client, self.base_url, self._sleep)

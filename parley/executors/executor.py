@@ -49,7 +49,43 @@ class ToolResult:
     attempts: int = 0
 
 
-class Executor:
+class ToolCaller:
+    """What the sync and async executors share: who calls, how patiently, and the sealer (None: no sealing,
+    as in the relay's own /mcp endpoint, which holds no key)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        agent_name: str | None,
+        *,
+        timeout: float,
+        retries: int,
+        keyring: Keyring | None,
+        sealing: bool,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self._headers = calls.agent_headers(key, agent_name)
+        self.sealer = Sealer(keyring or Keyring(), me=agent_name) if sealing else None
+
+    def flow(
+        self, name: str, arguments: Mapping[str, Any] | str | None, extra: Mapping[str, Any] | None
+    ) -> Steps[ToolResult]:
+        """One call as I/O steps, for a driver."""
+        return tool_call(
+            name,
+            arguments,
+            headers=self._headers,
+            timeout=self.timeout,
+            retries=self.retries,
+            extra=extra,
+            sealer=self.sealer,
+        )
+
+
+class Executor(ToolCaller):
     def __init__(
         self,
         base_url: str,
@@ -61,14 +97,11 @@ class Executor:
         transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         keyring: Keyring | None = None,
+        sealing: bool = True,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.retries = retries
+        super().__init__(base_url, key, agent_name, timeout=timeout, retries=retries, keyring=keyring, sealing=sealing)
         self.transport = transport or KeepAliveTransport(self.base_url)
         self._sleep = sleep
-        self._headers = calls.agent_headers(key, agent_name)
-        self.sealer = Sealer(keyring or Keyring(), me=agent_name)
 
     def __enter__(self) -> Executor:
         return self
@@ -90,16 +123,7 @@ class Executor:
 
         ``extra`` adds relay fields that code sets but models never see (e.g. a message's ``metadata``).
         """
-        flow = tool_call(
-            name,
-            arguments,
-            headers=self._headers,
-            timeout=self.timeout,
-            retries=self.retries,
-            extra=extra,
-            sealer=self.sealer,
-        )
-        return calls.drive(flow, self.transport, self._sleep)
+        return calls.drive(self.flow(name, arguments, extra), self.transport, self._sleep)
 
 
 def tool_call(
