@@ -322,6 +322,17 @@ def test_the_executor_seals_and_opens_for_a_model(relay: Relay, trio: tuple[Memb
         assert uploaded.ok and uploaded.data["file"]["name"] == "plan.md"
         fetched = executor.execute_json("download_file", {"file_id": uploaded.data["file"]["id"]})
         assert (fetched.data["filename"], fetched.data["content"]) == ("plan.md", "# sealed plan")
+        # What the relay cannot check in a sealed message, the sealing side does, with the same limits.
+        too_long = executor.execute_json("send_message", {"channel": channel, "content": "x" * 32_001})
+        assert (too_long.error or {})["code"] == "invalid_arguments" and "32000" in too_long.text
+        blank = executor.execute_json("send_message", {"channel": channel, "content": "   "})
+        assert blank.error == {"code": "invalid_content", "message": "content must be 1-32000 characters; it is 0"}
+        with pytest.raises(SealError) as long_from_code:
+            alice.client.post(channel, "x" * 32_001)
+        assert long_from_code.value.code == "invalid_content"
+        bad = {"channel": channel, "filename": "x.bin", "content": "not base64!", "encoding": "base64"}
+        assert (executor.execute_json("upload_file", bad).error or {})["code"] == "invalid_base64"
+        assert len(raw_messages(alice.agent, channel)) == 2  # the first message and the file's announcement
     with Executor(relay.url, bob.agent.key, keyring=bob.keyring) as executor:
         refused = executor.execute_json("send_message", {"channel": channel, "content": "no key"})
         assert not refused.ok and refused.error is not None and refused.error["code"] in ("sealed_channel",)

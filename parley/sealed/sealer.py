@@ -14,11 +14,14 @@ server and the always-on agents) does to a request for a sealed channel and to w
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
+from parley import limits
 from parley.client.calls import Send, Steps, exchange
 from parley.client.errors import SealError
 from parley.client.transport import Response, TransportError
@@ -91,7 +94,14 @@ class Sealer:
         return self.me
 
     def _seal_post(self, body: dict[str, Any], key: bytes, me: str) -> dict[str, Any]:
-        content, metadata = body.pop("content"), body.pop("metadata", None)
+        """The relay cannot check what it cannot read, so the limits it puts on plain messages are kept here."""
+        content, metadata = str(body.pop("content", "")).strip(), body.pop("metadata", None)
+        if not 0 < len(content) <= limits.MAX_CONTENT_CHARS:
+            raise SealError(
+                "invalid_content", f"content must be 1-{limits.MAX_CONTENT_CHARS} characters; it is {len(content)}"
+            )
+        if metadata is not None and len(json.dumps(metadata, separators=(",", ":"))) > limits.MAX_METADATA_BYTES:
+            raise SealError("metadata_too_large", f"metadata is limited to {limits.MAX_METADATA_BYTES} bytes as JSON")
         bound = fmt.binding(body["channel"], me, body.get("parent_message_id"), body.get("client_msg_id"))
         body["sealed"] = _crypto().seal_message(key, content, metadata, bound)
         body["mentions"] = [name for name in parse_mentions(content) if name != me]
@@ -120,9 +130,11 @@ class Sealer:
     ) -> Steps[tuple[Send, Finish]]:
         """The file goes up sealed under a neutral name, without the relay's plaintext announcement; the
         announcement follows as a sealed message that names it."""
-        raw = (
-            body["content"].encode() if body.get("encoding", "utf-8") == "utf-8" else base64.b64decode(body["content"])
-        )
+        try:
+            text_body = body.get("encoding", "utf-8") == "utf-8"
+            raw = body["content"].encode() if text_body else base64.b64decode(body["content"], validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise SealError("invalid_base64", "content is not valid base64") from exc
         name = body["filename"]
         kind = content_type(body.get("content_type"), name)
         blob = _crypto().seal_file(key, raw, name, kind, body["channel"], me)
@@ -153,7 +165,7 @@ class Sealer:
     def _decrypt_download(self, outcome: Outcome) -> Steps[Outcome]:
         if not isinstance(outcome, Response) or outcome.status >= 300 or not outcome.body.startswith(fmt.FILE_MAGIC):
             return outcome
-        channel = outcome.headers.get("x-parley-channel", "")
+        channel = unquote(outcome.headers.get("x-parley-channel", ""))
         uploader = outcome.headers.get("x-parley-uploader", "")
         name, kind, data = _crypto().open_file(self.keyring.keys(channel), outcome.body, channel, uploader)
         ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
@@ -185,15 +197,11 @@ class Sealer:
     def open_message(self, message: dict[str, Any], keys: Snapshot | None = None) -> None:
         """Replace a sealed message's envelope by its content and metadata, or say why it stays shut."""
         envelope = message["sealed"]
-        is_mention = "mention_id" in message
-        message_id = message["message_id"] if is_mention else message["id"]
-        author = message["from"] if is_mention else message["author"]
-        bound = fmt.binding(message["channel"], author, message.get("parent_message_id"), message.get("client_msg_id"))
         by_channel, everywhere = keys if keys is not None else self.keyring.snapshot()
         try:
-            held = by_channel.get(message["channel"], {})
-            content, metadata = _crypto().open_message(held, envelope, bound, everywhere)
-            self._check_nonce(message["channel"], envelope["nonce"], message_id)
+            channel, message_id, bound = _routing(message)
+            content, metadata = _crypto().open_message(by_channel.get(channel, {}), envelope, bound, everywhere)
+            self._check_nonce(channel, envelope["nonce"], message_id)
         except SealError as exc:
             message["content"], message["metadata"] = f"[sealed message not opened ({exc.code}): {exc.message}]", {}
             message["sealed"] = {"kid": envelope.get("kid"), "opened": False, "error": exc.code}
@@ -208,6 +216,17 @@ class Sealer:
             raise SealError(
                 "replayed", f"its nonce was already used by message {first} in '{channel}': a replayed copy"
             )
+
+
+def _routing(message: dict[str, Any]) -> tuple[str, int, list[Any]]:
+    """A message's channel, id and binding, as the relay delivered it (a message, or a mention of one)."""
+    try:
+        is_mention = "mention_id" in message
+        author = message["from"] if is_mention else message["author"]
+        bound = fmt.binding(message["channel"], author, message.get("parent_message_id"), message.get("client_msg_id"))
+        return message["channel"], message["message_id"] if is_mention else message["id"], bound
+    except KeyError as exc:
+        raise SealError("malformed", f"the sealed message lacks its {exc.args[0]}") from exc
 
 
 def _sealed_messages(data: Any, found: list[dict[str, Any]]) -> None:
