@@ -30,17 +30,23 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert "postgres" in results and "| sends/s, 16 senders |" in table.read_text()
 
 
-def _quick(script: str, out: Path) -> tuple[dict[str, Any], str]:
-    """A bench script's smoke run (from bench/, as its docstring says to run it): its results and its table."""
+def _bench(script: str, *args: str) -> str:
+    """Run a bench script from bench/ (as its docstring says to); what it printed."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT / "bench",
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(out.read_text()), run.stdout
+    return run.stdout
+
+
+def _quick(script: str, out: Path) -> tuple[dict[str, Any], str]:
+    """A bench script's smoke run: its results and its table."""
+    table = _bench(script, "--quick", "--json", str(out))
+    return json.loads(out.read_text()), table
 
 
 def test_wake_bench_quick_run(tmp_path: Path) -> None:
@@ -71,3 +77,9 @@ def test_sealed_bench_quick_run(tmp_path: Path) -> None:
         assert results[f"{what}_plain"] > 0 and results[f"{what}_sealed"] > 0 and results[f"{what}_ratio"] > 0
     assert results["seal_us"] > 0 and results["open_us"] > 0
     assert "| sends/s, 2 client threads" in table
+
+
+def test_cpu_per_send_runs() -> None:
+    lines = _bench("cpu_per_send.py", "1", "--seconds", "1").splitlines()
+    assert lines[0].startswith("1 replica(s): ") and int(lines[0].split()[2].replace(",", "")) > 0
+    assert any(line.strip().startswith("relay replicas") and "µs per send" in line for line in lines)
