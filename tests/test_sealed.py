@@ -534,3 +534,13 @@ async def test_the_async_client_seals_and_opens(relay: Relay, trio: tuple[Member
     (question,) = alice.client.board().open_questions
     assert question.message.content == "from the async client"
     assert raw_messages(alice.agent, channel)[0]["content"] == ""
+
+
+def test_a_damaged_keyring_is_said_not_fatal(relay: Relay, trio: tuple[Member, Member, Member]) -> None:
+    alice, bob, _ = trio
+    channel = sealed_channel(alice, bob)
+    alice.client.post(channel, "still here")
+    bob.keyring.path.write_text("{not json")
+    (message,) = bob.client.read(channel).messages
+    assert message.sealed is not None and message.sealed["error"] == "bad_keyring"
+    assert str(bob.keyring.path) in message.content

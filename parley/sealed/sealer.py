@@ -189,10 +189,16 @@ class Sealer:
         """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions)."""
         found: list[dict[str, Any]] = []
         _sealed_messages(data, found)
-        if found:
+        if not found:
+            return
+        try:
             keys = self.keyring.snapshot()
+        except SealError as exc:  # a damaged keyring: every sealed message says so, nothing is lost
             for message in found:
-                self.open_message(message, keys)
+                _shut(message, exc)
+            return
+        for message in found:
+            self.open_message(message, keys)
 
     def open_message(self, message: dict[str, Any], keys: Snapshot | None = None) -> None:
         """Replace a sealed message's envelope by its content and metadata, or say why it stays shut."""
@@ -203,8 +209,7 @@ class Sealer:
             content, metadata = _crypto().open_message(by_channel.get(channel, {}), envelope, bound, everywhere)
             self._check_nonce(channel, envelope["nonce"], message_id)
         except SealError as exc:
-            message["content"], message["metadata"] = f"[sealed message not opened ({exc.code}): {exc.message}]", {}
-            message["sealed"] = {"kid": envelope.get("kid"), "opened": False, "error": exc.code}
+            _shut(message, exc)
             return
         message["content"], message["metadata"] = content, metadata or {}
         message["sealed"] = {"kid": envelope["kid"], "opened": True}
@@ -216,6 +221,12 @@ class Sealer:
             raise SealError(
                 "replayed", f"its nonce was already used by message {first} in '{channel}': a replayed copy"
             )
+
+
+def _shut(message: dict[str, Any], why: SealError) -> None:
+    """A sealed message that stays shut, saying why in its content (what a person or a model reads)."""
+    message["content"], message["metadata"] = f"[sealed message not opened ({why.code}): {why.message}]", {}
+    message["sealed"] = {"kid": message["sealed"].get("kid"), "opened": False, "error": why.code}
 
 
 def _routing(message: dict[str, Any]) -> tuple[str, int, list[Any]]:
