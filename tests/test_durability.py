@@ -4,19 +4,15 @@ afterwards every acknowledged message is there exactly once. This guards every c
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import RELAXED_ENV, Databases, eventually, free_port, postgres_databases
+from conftest import Databases, RelayProcess, eventually, free_port, postgres_databases
 
 from parley.client import Client, ParleyError
 
@@ -29,32 +25,20 @@ class Process:
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.port, self.data_dir, self.env = free_port(), data_dir, env
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.running: RelayProcess | None = None
 
     def start(self) -> Process:
-        command = [sys.executable, "-m", "parley", "serve", "--port", str(self.port), "--data", str(self.data_dir)]
-        environment = {**os.environ, **RELAXED_ENV, **self.env}
-        self.process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def healthy() -> bool:
-            assert self.process is not None and self.process.poll() is None, "the relay exited"
-            try:
-                return httpx.get(f"{self.url}/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        eventually(healthy, timeout=60, what="the relay")
+        self.running = RelayProcess.start(self.data_dir, self.env, port=self.port)
         return self
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
+        assert self.running is not None
+        self.running.process.send_signal(signal.SIGKILL)
+        self.running.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        if self.running is not None and self.running.process.poll() is None:
+            self.running.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from parley.cli.common import CLIError, client, content, print_json, print_messages, refused
 from parley.client import Client, ParleyError
+from parley.sealed.keyring import new_key
 
 
 def run(args: argparse.Namespace, act: Callable[[Client], Any], show: Callable[[Any], None]) -> None:
@@ -108,7 +108,7 @@ def cmd_link(args: argparse.Namespace) -> None:
     with client(args) as agent:
         try:
             if args.rotate:
-                agent.sealer.keyring.add(args.channel, secrets.token_bytes(32))
+                agent.sealer.keyring.add(args.channel, new_key())
             shared = agent.link(args.channel)
         except ParleyError as exc:
             raise refused(exc, agent.url) from exc

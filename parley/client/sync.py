@@ -24,7 +24,7 @@ from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.retry import backoff
 from parley.client.transport import KeepAliveTransport, Transport
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
-from parley.sealed.keyring import Keyring, join_link, take_link
+from parley.sealed.keyring import Keyring, link_for, take_link
 from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ class Client:
 
     def link(self, channel: str) -> str:
         """The join link of a sealed channel whose key you hold (it carries the key: share it privately)."""
-        return join_link(self.sealer.keyring, self.url, channel)
+        return link_for(self.sealer.keyring, self.url, channel)
 
     def join_link(self, link: str) -> r.Channel:
         """Keep the key a join link carries, and join its channel."""

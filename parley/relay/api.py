@@ -140,7 +140,7 @@ def _posted(agent: Agent, posted: Posted) -> JSONResponse:
 
 
 def _draft(request: Request, body: PostMessage | PostDM) -> Draft:
-    sealed = body.sealed if isinstance(body, PostMessage) else None
+    sealed, mentions = (body.sealed, tuple(body.mentions or ())) if isinstance(body, PostMessage) else (None, ())
     return Draft(
         content=body.content or "",
         parent_id=body.parent_message_id,
@@ -148,7 +148,7 @@ def _draft(request: Request, body: PostMessage | PostDM) -> Draft:
         expects_reply=body.expects_reply,
         client_msg_id=_client_msg_id(body.client_msg_id, request.headers.get("idempotency-key")),
         sealed=sealed,
-        mentions=tuple(body.mentions or ()) if isinstance(body, PostMessage) else (),
+        mentions=mentions,
     )
 
 

@@ -122,6 +122,11 @@ def safe_filename(name: str) -> str:
     return cleaned or "file"
 
 
+def file_announcement(filename: str, size: int) -> str:
+    """The message that tells a channel of a shared file, when its sharer wrote none."""
+    return f"Shared a file: {filename} ({size} bytes)"
+
+
 def content_type(declared: str | None, filename: str) -> str:
     """The declared ``type/subtype`` (parameters dropped) if well-formed, else a guess from the file name."""
     candidate = (declared or "").split(";")[0].strip().lower()

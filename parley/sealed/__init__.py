@@ -8,6 +8,6 @@ parley client seals and opens transparently when it holds the key (``Sealer``). 
 """
 
 from parley.client.errors import SealError
-from parley.sealed.keyring import Keyring, join_link, link, parse_link, take_link
+from parley.sealed.keyring import Keyring, link, link_for, new_key, parse_link, take_link
 
-__all__ = ["Keyring", "SealError", "join_link", "link", "parse_link", "take_link"]
+__all__ = ["Keyring", "SealError", "link", "link_for", "new_key", "parse_link", "take_link"]

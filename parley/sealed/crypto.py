@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -32,10 +31,6 @@ _WHAT_MOVED = (
     (1, "reattributed", "was sealed by '{0}', not '{1}': re-attributed to another author"),
     (3, "replayed", "was sealed with client_msg_id {0!r}, not {1!r}: replayed as another message"),
 )
-
-
-def new_key() -> bytes:
-    return secrets.token_bytes(fmt.KEY_BYTES)
 
 
 def seal_message(key: bytes, content: str, metadata: dict[str, Any] | None, bound: list[Any]) -> dict[str, Any]:

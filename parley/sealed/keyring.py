@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ from parley.client.errors import SealError
 from parley.sealed import envelope as fmt
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def new_key() -> bytes:
+    """A channel key: 256 random bits."""
+    return secrets.token_bytes(fmt.KEY_BYTES)
 
 
 class Keyring:
@@ -127,7 +133,7 @@ def parse_link(text: str) -> tuple[str | None, str, bytes]:
     return base, channel, fmt.unb64(key_text)
 
 
-def join_link(keyring: Keyring, base_url: str, channel: str) -> str:
+def link_for(keyring: Keyring, base_url: str, channel: str) -> str:
     """The join link of a sealed channel whose key ``keyring`` holds."""
     key = keyring.current(channel)
     if key is None:

@@ -26,9 +26,9 @@ from parley.client.calls import Send, Steps, exchange
 from parley.client.errors import SealError
 from parley.client.transport import Response, TransportError
 from parley.extras import MissingExtra
-from parley.relay.rules import content_type, parse_mentions
+from parley.relay.rules import content_type, file_announcement, parse_mentions
 from parley.sealed import envelope as fmt
-from parley.sealed.keyring import Keyring
+from parley.sealed.keyring import Keyring, new_key
 
 Outcome = Response | TransportError
 Snapshot = tuple[dict[str, dict[str, bytes]], dict[str, bytes]]
@@ -74,7 +74,10 @@ class Sealer:
         if send.method != "POST" or body is None:
             return send, _unchanged
         if path == _CHANNELS:
-            return send, self._keep_key(_crypto().new_key() if body.get("encrypted") else None)
+            sealing = bool(body.get("encrypted"))
+            if sealing:
+                _crypto()  # without the e2e extra, say so before making a channel nobody here could write in
+            return send, self._keep_key(new_key() if sealing else None)
         channel = body.get("channel")
         key = self.keyring.current(channel) if isinstance(channel, str) else None
         if key is None or path not in (_MESSAGES, _FILES):
@@ -139,7 +142,7 @@ class Sealer:
         kind = content_type(body.get("content_type"), name)
         blob = _crypto().seal_file(key, raw, name, kind, body["channel"], me)
         announce = body.get("announce", True)
-        text = body.get("message") or f"Shared a file: {name} ({len(raw)} bytes)"
+        text = body.get("message") or file_announcement(name, len(raw))
         sealed = {"channel": body["channel"], "filename": "sealed.bin", "announce": False}
         sealed |= {"content": base64.b64encode(blob).decode(), "encoding": "base64"}
 

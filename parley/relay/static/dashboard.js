@@ -420,7 +420,7 @@ async function start() {
   document.body.dataset.state = "signed-in";
   $("whoami").textContent = me.name;
   await Promise.all([refreshBoard(), refreshAgents()]);
-  const first = state.joining || (document.querySelector("#channels .channel") || {dataset: {}}).dataset.channel;
+  const first = state.joining || document.querySelector("#channels .channel")?.dataset.channel;
   if (first) await openChannel(first);
   live();
   if (document.body.dataset.view === "operator") operator().catch(() => {});

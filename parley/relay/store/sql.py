@@ -693,7 +693,7 @@ async def insert_file(tx: Tx, caller: Caller, channel: str, upload: Upload) -> S
         created_at=now,
     )
     if upload.announce is not None:
-        text = upload.announce or f"Shared a file: {stored.filename} ({stored.size} bytes)"
+        text = upload.announce or rules.file_announcement(stored.filename, stored.size)
         posted = await _insert_message(tx, caller, found, Draft(text, metadata={"files": [stored.to_dict()]}), now)
         stored = dataclasses.replace(stored, message_id=posted.message.id)
     await tx.run(
