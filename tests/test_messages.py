@@ -356,3 +356,47 @@ def test_a_failing_write_in_a_busy_batch_spoils_nothing_else(relay: Relay) -> No
     assert sorted(stored) == sorted(["start", *(f"good {n}" for n in range(16))])
     visible = {c["name"] for c in alice.get("/api/v1/channels")["channels"]}
     assert not visible & set(bad_channels)  # the failed writes created nothing
+
+
+def test_every_kind_of_post_in_one_burst_is_stored_once(relay: Relay) -> None:
+    """Concurrent posts share write batches (on PostgreSQL the plain ones are stored by one statement, the rest
+    one by one, in the same transaction): each is stored as it would be alone, once."""
+    alice, bob = relay.agent(), relay.agent()
+    joined, theirs, retried, before = unique("joined"), unique("theirs"), unique("retry"), unique("before")
+    parent = alice.post(joined, "start")["id"]
+    bob.post(theirs, "bob's channel")
+    stored_before = alice.post(joined, "sent before", client_msg_id=before)
+    requests: list[tuple[str, dict[str, object]]] = [
+        *((f"plain {n}", {"channel": joined}) for n in range(12)),
+        ("retried", {"channel": joined, "client_msg_id": retried}),
+        ("retried", {"channel": joined, "client_msg_id": retried}),
+        ("sent before", {"channel": joined, "client_msg_id": before}),
+        (f"hello @{bob.name}", {"channel": joined}),
+        ("question", {"channel": joined, "expects_reply": bob.name}),
+        ("reply", {"channel": joined, "parent_message_id": parent}),
+        ("joining", {"channel": theirs}),
+        ("dm", {"channel": f"@{bob.name}"}),
+    ]
+
+    def send(request: tuple[str, dict[str, object]]) -> dict[str, object]:
+        content, fields = request
+        return dict(data(alice.http.post("/api/v1/messages", json={"content": content, **fields}), (200, 201)))
+
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(send, requests))
+    by_content: dict[str, list[dict[str, object]]] = {}
+    for (content, _), answer in zip(requests, answers, strict=True):
+        by_content.setdefault(content, []).append(answer)
+    retries = by_content["retried"]
+    assert retries[0]["message"]["id"] == retries[1]["message"]["id"]  # type: ignore[index]
+    assert sorted(r["replayed"] for r in retries) == [False, True]
+    assert by_content["sent before"][0] == {"message": stored_before, "replayed": True}
+    assert by_content["reply"][0]["message"]["parent_message_id"] == parent  # type: ignore[index]
+
+    stored = [m["content"] for m in alice.read(joined, limit=100)["messages"]]
+    expected = ["start", "sent before", *(f"plain {n}" for n in range(12)), "retried"]
+    assert sorted(stored) == sorted([*expected, f"hello @{bob.name}", "question", "reply"])
+    assert [m["content"] for m in bob.read(theirs)["messages"]] == ["bob's channel", "joining"]
+    assert theirs in {c["channel"] for c in alice.get("/api/v1/board")["channels"]}  # posting joined it
+    assert [m["content"] for m in bob.get("/api/v1/mentions")["mentions"]] == [f"hello @{bob.name}"]
+    assert [m["content"] for m in bob.read(f"@{alice.name}")["messages"]] == ["dm"]

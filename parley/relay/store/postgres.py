@@ -8,11 +8,13 @@ requests, so a revoke on one replica holds on every replica at once.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any, Literal
 
 from parley.relay import rules
 from parley.relay.errors import RateLimited, Unprocessable
-from parley.relay.models import Agent, Caller, KeyRecord, Posted, SearchHit, StoredFile, Upload
+from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import sql
@@ -59,6 +61,60 @@ async def _fetch_posted(tx: Tx, ids: list[int]) -> list[Posted]:
         Posted(sql.message(tx, row), replayed=False, notify_agents=tuple(sorted({*row["mentioned"], *row["members"]})))
         for row in rows
     ]
+
+
+_POST_MANY = (
+    "WITH input AS MATERIALIZED (SELECT * FROM unnest(:author::bigint[], :channel::text[], :content::text[],"
+    "  :metadata::text[], :expects::text[], :client_msg_id::text[], :sealed::text[], :now::float8[])"
+    "  WITH ORDINALITY AS t(author, channel, content, metadata, expects, client_msg_id, sealed, now, n)),"
+    # Ids are taken here, under the writer's lock, as the shared INSERT takes them.
+    " ok AS MATERIALIZED (SELECT nextval('message_ids') AS id, c.id AS channel_id, i.* FROM input i"
+    "  JOIN channels c ON c.name = i.channel AND NOT c.archived AND c.type <> 'dm'"
+    "   AND c.encrypted = (i.sealed IS NOT NULL)"
+    "  WHERE EXISTS (SELECT 1 FROM memberships WHERE agent_id = i.author AND channel_id = c.id)),"
+    # A client_msg_id already stored (or twice in this batch) is left to sql.post, which answers with the first.
+    " inserted AS (INSERT INTO messages (id, channel_id, author_id, content, metadata, expects_reply, client_msg_id,"
+    "  mentions, created_at, sealed) SELECT id, channel_id, author, content, metadata::jsonb, expects, client_msg_id,"
+    "  '', now, sealed FROM ok ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT ok.n, ok.id, ok.channel_id FROM ok JOIN inserted USING (id)"
+)
+
+
+async def post_many(tx: Tx, calls: list[tuple[Caller, str, Draft]]) -> list[Posted | None]:
+    """``sql.post`` for a batch of posts in one statement (one round trip, however many), for the posts that
+    need nothing but their channel (``sql.plain_post``). The rest, and any the statement does not store (no
+    such channel, not a member, archived, the wrong kind of content, a retried ``client_msg_id``) are None:
+    the writer hands them to ``sql.post``, which stores them or says why not."""
+    found: list[Posted | None] = [None] * len(calls)
+    plain = [
+        (i, name)
+        for i, (caller, channel, draft) in enumerate(calls)
+        if (name := sql.plain_post(caller, channel, draft))
+    ]
+    if not plain:
+        return found
+    now = time.time()
+    drafts = [calls[i][2] for i, _ in plain]
+    rows = await tx.all(
+        _POST_MANY,
+        author=[calls[i][0].agent_id for i, _ in plain],
+        channel=[name for _, name in plain],
+        content=[draft.content for draft in drafts],
+        metadata=[json.dumps(d.metadata, separators=(",", ":")) if d.metadata else None for d in drafts],
+        expects=[d.expects_reply or "none" for d in drafts],
+        client_msg_id=[d.client_msg_id for d in drafts],
+        sealed=[json.dumps(d.sealed, separators=(",", ":")) if d.sealed is not None else None for d in drafts],
+        now=[now] * len(plain),
+    )
+    for row in rows:
+        i, name = plain[row["n"] - 1]
+        caller, _, draft = calls[i]
+        message = sql.stored_message(
+            row["id"], row["channel_id"], name, caller, draft, now, draft.expects_reply or "none"
+        )
+        found[i] = Posted(message=message, replayed=False)
+        tx.publish(found[i])
+    return found
 
 
 _TAKE = (
@@ -120,7 +176,7 @@ class PostgresStore(SQLStore):
 
     def __init__(self, settings: Settings) -> None:
         assert settings.database_url is not None
-        super().__init__(settings, PostgresEngine(settings.database_url, MIGRATIONS))
+        super().__init__(settings, PostgresEngine(settings.database_url, MIGRATIONS, bulk={sql.post: post_many}))
 
     async def start(self, subscriber: Subscriber) -> None:
         await self.engine.start(subscriber, _fetch_posted, sql.high_water)

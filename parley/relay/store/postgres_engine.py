@@ -1,9 +1,12 @@
 """PostgreSQL plumbing: a read pool, one batching writer per replica, and a LISTEN connection.
 
-Writes: each replica's writer takes every queued write, runs each in a savepoint inside one
-transaction that first takes a cluster-wide advisory lock, and commits once. The lock makes message
-ids (from a sequence) commit in id order across replicas, so a cursor built from a snapshot can
-never pass an id that is still uncommitted. The batch ends with ``pg_notify`` of the new message ids.
+Writes: each replica's writer takes every queued write and runs them in one transaction that first
+takes a cluster-wide advisory lock, and commits once. The lock makes message ids (from a sequence)
+commit in id order across replicas, so a cursor built from a snapshot can never pass an id that is
+still uncommitted. The batch ends with ``pg_notify`` of the new message ids. Round trips are what a
+replica pays for (in latency and in CPU), so a batch takes few: BEGIN with the lock, one statement
+for all of its plain posts (an operation's bulk form), the other writes one by one, the notification
+with COMMIT. Only if a write fails is the batch run again with a savepoint per write.
 
 Wake-ups: one LISTEN connection per replica, however many waits are parked; each notification is
 turned into messages with one query and handed to the hub. If the listener loses the database it
@@ -41,6 +44,8 @@ log = logging.getLogger("parley.relay.postgres")
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 Op = Callable[..., Coroutine[Any, Any, Any]]
+#: The form of an operation for many calls at once: a result per call, or None for a call to run on its own.
+BulkOp = Callable[[Tx, list[Any]], Coroutine[Any, Any, list[Any]]]
 
 WRITE_LOCK = 0x7061726C6579  # "parley"
 MIGRATION_LOCK = WRITE_LOCK + 1
@@ -111,6 +116,14 @@ async def _read_only(conn: Conn) -> None:
     await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
 
 
+_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+
+def _commit(ids: list[int]) -> str:
+    """COMMIT, after telling every replica's listener which messages it makes visible (ids are integers)."""
+    return f"SELECT pg_notify('{CHANNEL}', '{','.join(map(str, ids))}'); COMMIT" if ids else "COMMIT"
+
+
 class _Redo(Exception):
     """A write of an unguarded batch failed: roll it back and run the batch with a savepoint per write."""
 
@@ -124,9 +137,10 @@ class _Write:
 
 
 class PostgresEngine:
-    def __init__(self, url: str, migrations: list[tuple[int, str]]) -> None:
+    def __init__(self, url: str, migrations: list[tuple[int, str]], bulk: dict[Op, BulkOp] | None = None) -> None:
         self.url = url
         self.migrations = migrations
+        self.bulk = bulk or {}
         self.batches = 0
         self._reads: AsyncConnectionPool[Conn] | None = None
         self._rw: AsyncConnectionPool[Conn] | None = None
@@ -258,8 +272,10 @@ class PostgresEngine:
             await self._run_batch(batch)
 
     async def _writer_connection(self) -> Conn:
+        """Autocommit: the writer sends its own BEGIN and COMMIT, each with the statement beside it (the lock; the
+        notification) in one round trip, as a simple query."""
         if self._writer is None or self._writer.closed:
-            self._writer = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row)
+            self._writer = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row, autocommit=True)
             await _configure(self._writer)
         return self._writer
 
@@ -271,14 +287,17 @@ class PostgresEngine:
             started = False
             try:
                 conn = await self._writer_connection()
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                    started = True
+                await conn.execute(_BEGIN)
+                started = True
+                try:
                     outcomes, ids = await self._run_items(conn, batch, guarded)
                     if not guarded and not all(ok for ok, _ in outcomes):
                         raise _Redo  # a write failed and spoilt the transaction
-                    if ids:
-                        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(map(str, ids))))
+                    await conn.execute(_commit(ids))
+                except Exception:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        await conn.execute("ROLLBACK")
+                    raise
                 break
             except _Redo:
                 guarded = True  # rolled back: run the batch again, each write in a savepoint
@@ -293,6 +312,10 @@ class PostgresEngine:
                     outcomes = [(False, unavailable(exc))] * len(batch)
                     break
                 retried = True
+            except Exception as exc:  # the database refused the COMMIT itself: nothing was stored
+                log.error("write batch failed", exc_info=exc)
+                outcomes = [(False, translate(exc))] * len(batch)
+                break
         self.batches += 1
         for item, (ok, value) in zip(batch, outcomes, strict=True):
             if item.future.done():
@@ -311,7 +334,11 @@ class PostgresEngine:
         run back to back; guarded, each in a savepoint, so that one failure spoils nothing else."""
         outcomes: list[tuple[bool, Any]] = []
         ids: list[int] = []
-        for item in batch:
+        done = {} if guarded else await self._run_bulk(conn, batch, ids)
+        for n, item in enumerate(batch):
+            if n in done:
+                outcomes.append((True, done[n]))
+                continue
             tx = PostgresTx(conn)
             try:
                 if guarded:
@@ -328,6 +355,24 @@ class PostgresEngine:
                 if not guarded:
                     break  # the transaction is spoilt: the batch is run again, guarded
         return outcomes, ids
+
+    async def _run_bulk(self, conn: Conn, batch: list[_Write], ids: list[int]) -> dict[int, Any]:
+        """The writes that have a bulk form, run in one call per operation; returns their results by position."""
+        done: dict[int, Any] = {}
+        for op, many in self.bulk.items():
+            positions = [n for n, item in enumerate(batch) if item.op is op and not item.kwargs]
+            if not positions:
+                continue
+            tx = PostgresTx(conn)
+            try:
+                results = await many(tx, [batch[n].args for n in positions])
+            except _DOWN:
+                raise
+            except Exception as exc:
+                raise _Redo from exc  # e.g. a value PostgreSQL refuses: each write on its own says whose
+            done.update((n, result) for n, result in zip(positions, results, strict=True) if result is not None)
+            ids += [posted.message.id for posted in tx.published]
+        return done
 
     # -- wake-ups -----------------------------------------------------------------------------
 

@@ -560,23 +560,39 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
     if channel.type == "dm":
         members = await tx.all("SELECT agent_id FROM memberships WHERE channel_id = :channel", channel=channel.id)
         notify.update(row["agent_id"] for row in members)
-    stored = Message(
-        id=message_id,
-        channel_id=channel.id,
-        channel=channel.name,
-        author=caller.name,
-        content=content,
-        metadata=draft.metadata or None,
-        parent_id=parent_id,
-        expects_reply=expects,
-        created_at=now,
-        mentions=tuple(name for _, name in mentioned),
-        sealed=draft.sealed,
-        client_msg_id=draft.client_msg_id if draft.sealed is not None else None,
+    stored = stored_message(
+        message_id, channel.id, channel.name, caller, draft, now, expects, tuple(name for _, name in mentioned)
     )
     posted = Posted(message=stored, replayed=False, notify_agents=tuple(sorted(notify)))
     tx.publish(posted)
     return posted
+
+
+def stored_message(
+    message_id: int,
+    channel_id: int,
+    channel: str,
+    caller: Caller,
+    draft: Draft,
+    now: float,
+    expects: str,
+    mentions: tuple[str, ...] = (),
+) -> Message:
+    """The message a post stored, as its author gets it back."""
+    return Message(
+        id=message_id,
+        channel_id=channel_id,
+        channel=channel,
+        author=caller.name,
+        content=draft.content,
+        metadata=draft.metadata or None,
+        parent_id=draft.parent_id,
+        expects_reply=expects,
+        created_at=now,
+        mentions=mentions,
+        sealed=draft.sealed,
+        client_msg_id=draft.client_msg_id if draft.sealed is not None else None,
+    )
 
 
 def _check_sealing(channel: Channel, draft: Draft) -> None:
@@ -627,6 +643,21 @@ async def post(tx: Tx, caller: Caller, channel: str, draft: Draft) -> Posted:
         return replay
     now = time.time()
     return await _insert_message(tx, caller, await _channel_for_post(tx, caller, channel, now), draft, now)
+
+
+def plain_post(caller: Caller, channel: str, draft: Draft) -> str | None:
+    """The channel name, if this post asks nothing of ``post`` beyond an existing channel the caller is a member
+    of, that takes its kind of content (sealed or plain) and is not archived or a DM: no reply, no question for
+    an agent, no mention, no DM to open. A store may write such posts in bulk (``postgres.post_many``) and hand
+    every other post, or one those checks refuse, to ``post``."""
+    if channel.startswith(rules.DM_WITH) or draft.parent_id is not None or not caller.may_use(channel):
+        return None
+    if (draft.expects_reply or "none") not in ("none", "anyone"):
+        return None
+    said = draft.mentions if draft.sealed is not None else rules.parse_mentions(draft.content)
+    if any(name != caller.name for name in said):
+        return None
+    return channel
 
 
 async def post_dm(tx: Tx, caller: Caller, target: str, draft: Draft) -> Posted:
