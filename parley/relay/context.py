@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Request
 
@@ -63,36 +63,44 @@ def secret(authorization: str | None, api_key: str | None) -> str:
     return secret
 
 
-async def authenticate(request: Request) -> tuple[Relay, Caller]:
-    """The caller: its key in the headers, or a signed-in page's cookie (whose writes must carry the CSRF token)."""
-    relay = relay_of(request)
+def credentials(request: Request) -> tuple[str, str | None]:
+    """The key and agent name a request carries: in its headers, or a signed-in page's cookie (whose writes
+    must carry the CSRF token)."""
     headers = request.headers
-    signed_in = None
     if not (headers.get("authorization") or headers.get("x-agent-api-key")):
         signed_in = sessions.cookie_credentials(request)
-    if signed_in is not None:
-        key, name = signed_in
-    else:
-        key = secret(headers.get("authorization"), headers.get("x-agent-api-key"))
-        name = headers.get("x-agent-name")
-    caller = await relay.store.authenticate(key, name)
+        if signed_in is not None:
+            return signed_in
+    return secret(headers.get("authorization"), headers.get("x-agent-api-key")), headers.get("x-agent-name")
+
+
+async def authenticate(request: Request) -> tuple[Relay, Caller]:
+    """The caller, for a request that spends no token."""
+    relay = relay_of(request)
+    caller = await relay.store.authenticate(*credentials(request))
     relay.presence.touch(caller.agent_id)
     return relay, caller
 
 
+async def _admit(request: Request, kind: Literal["read", "write"]) -> Agent:
+    relay = relay_of(request)
+    caller, budget = await relay.store.admit(*credentials(request), kind)
+    relay.presence.touch(caller.agent_id)
+    return Agent(caller, budget, relay)
+
+
 async def reader(request: Request) -> Agent:
     """An agent making a read: its read bucket pays, and it sees its own earlier read marks."""
-    relay, caller = await authenticate(request)
-    pending = relay.pending_marks.get(caller.agent_id)
+    agent = await _admit(request, "read")
+    pending = agent.relay.pending_marks.get(agent.caller.agent_id)
     if pending is not None:
         await asyncio.wait([pending])
-    return Agent(caller, await relay.store.spend(caller.bucket, "read"), relay)
+    return agent
 
 
 async def writer(request: Request) -> Agent:
     """An agent making a write: its write bucket pays."""
-    relay, caller = await authenticate(request)
-    return Agent(caller, await relay.store.spend(caller.bucket, "write"), relay)
+    return await _admit(request, "write")
 
 
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:

@@ -24,6 +24,19 @@ class Budget:
         return {"limit": self.limit, "remaining": self.remaining, "refill_per_second": self.refill_per_second}
 
 
+def settle(kind: str, burst: int, rate: float, available: float) -> Budget:
+    """What is left after a take from a bucket that held ``available`` tokens, or RateLimited if it held less
+    than one (with an accurate retry_after)."""
+    if available < 1.0:
+        retry_after = max(1, math.ceil((1.0 - available) / rate)) if rate > 0 else 3600
+        raise RateLimited(
+            f"too many {kind}s: the limit is {burst} in a burst and {rate:g} per second;"
+            f" wait {retry_after} s before the next one",
+            retry_after=retry_after,
+        )
+    return Budget(limit=burst, remaining=int(available - 1.0), refill_per_second=rate)
+
+
 class RateLimiter:
     """Token buckets keyed by (agent, kind); a refused request costs nothing."""
 
@@ -36,20 +49,13 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         tokens, stamp = self._buckets.get(agent_id, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-        if tokens < 1.0:
-            self._buckets[agent_id] = (tokens, now)
+        taken = tokens >= 1.0
+        self._buckets[agent_id] = (tokens - 1.0 if taken else tokens, now)
+        if not taken:
             self.refusals += 1
-            retry_after = max(1, math.ceil((1.0 - tokens) / self.rate)) if self.rate > 0 else 3600
-            raise RateLimited(
-                f"too many {self.kind}s: the limit is {self.burst} in a burst and {self.rate:g} per second;"
-                f" wait {retry_after} s before the next one",
-                retry_after=retry_after,
-            )
-        tokens -= 1.0
-        self._buckets[agent_id] = (tokens, now)
-        if len(self._buckets) > 100_000:
+        elif len(self._buckets) > 100_000:
             self._prune(now)
-        return Budget(limit=self.burst, remaining=int(tokens), refill_per_second=self.rate)
+        return settle(self.kind, self.burst, self.rate, tokens)
 
     def _prune(self, now: float) -> None:
         """Drop buckets that have refilled completely; they hold no information."""

@@ -79,6 +79,10 @@ class Settings:
     def welcome_channels(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.default_channels.split(",") if name.strip())
 
+    def rate_limit(self, kind: str) -> tuple[float, int]:
+        """Tokens per second and burst of an agent's ``"write"`` or ``"read"`` bucket."""
+        return (self.write_rate, self.write_burst) if kind == "write" else (self.read_rate, self.read_burst)
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "parley.db"

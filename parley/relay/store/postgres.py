@@ -13,7 +13,7 @@ import time
 from typing import Any, Literal
 
 from parley.relay import rules
-from parley.relay.errors import RateLimited, Unprocessable
+from parley.relay.errors import Unprocessable
 from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
@@ -21,7 +21,7 @@ from parley.relay.store import sql
 from parley.relay.store.base import Subscriber, Tx
 from parley.relay.store.postgres_engine import PostgresEngine
 from parley.relay.store.postgres_schema import MIGRATIONS
-from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
+from parley.relay.store.shared import SEARCH_SECONDS, SQLStore, Taken, budget
 
 
 async def _tsvector_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
@@ -117,15 +117,39 @@ async def post_many(tx: Tx, calls: list[tuple[Caller, str, Draft]]) -> list[Post
     return found
 
 
-_TAKE = (
-    "UPDATE rate_buckets b SET tokens = s.available - CASE WHEN s.available >= 1 THEN 1 ELSE 0 END,"
-    " refusals = b.refusals + CASE WHEN s.available >= 1 THEN 0 ELSE 1 END, updated_at = s.now"
-    # A wall clock stepped backwards refills nothing and takes nothing: time starts again from now.
-    " FROM (SELECT least(:burst, tokens + greatest(0, extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
-    "  AS available, extract(epoch FROM clock_timestamp()) AS now FROM rate_buckets"
-    "  WHERE agent_id = :agent AND kind = :kind FOR UPDATE) s"
-    " WHERE b.agent_id = :agent AND b.kind = :kind RETURNING s.available"
+def _take(bucket: str) -> str:
+    """Take a token from ``bucket``'s row (SQL for its id), returning the tokens there were before."""
+    return (
+        "UPDATE rate_buckets b SET tokens = s.available - CASE WHEN s.available >= 1 THEN 1 ELSE 0 END,"
+        " refusals = b.refusals + CASE WHEN s.available >= 1 THEN 0 ELSE 1 END, updated_at = s.now"
+        # A wall clock stepped backwards refills nothing and takes nothing: time starts again from now.
+        " FROM (SELECT least(:burst, tokens + greatest(0, extract(epoch FROM clock_timestamp()) - updated_at) * :rate)"
+        "  AS available, extract(epoch FROM clock_timestamp()) AS now FROM rate_buckets"
+        f"  WHERE agent_id = {bucket} AND kind = :kind FOR UPDATE) s"
+        f" WHERE b.agent_id = {bucket} AND b.kind = :kind RETURNING s.available"
+    )
+
+
+_TAKE = _take(":agent")
+# The key and its agent (sql.identify), and a token from the bucket of the caller they make
+# (access.caller) if the key is live; no row to take from yet is no take (spend creates it).
+_IDENTIFY_AND_TAKE = (
+    f"WITH found AS ({sql.IDENTIFY}), bucket AS (SELECT CASE WHEN kind = 'machine' THEN -id ELSE a_id END AS id"
+    "  FROM found WHERE revoked_at IS NULL"
+    "  AND (expires_at IS NULL OR expires_at > extract(epoch FROM clock_timestamp()))),"
+    f" taken AS ({_take('(SELECT id FROM bucket)')})"
+    " SELECT found.*, (SELECT id FROM bucket) AS bucket, (SELECT available FROM taken) AS available FROM found"
 )
+
+
+async def _identify_and_take(
+    tx: Tx, digest: str, name: str | None, kind: str, rate: float, burst: int
+) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+    row = await tx.one(_IDENTIFY_AND_TAKE, digest=digest, name=name, kind=kind, rate=rate, burst=float(burst))
+    if row is None:
+        return None
+    taken = Taken(row["bucket"], float(row["available"])) if row["available"] is not None else None
+    return (*sql.identified(tx, row), taken)
 
 
 async def _spend(tx: Tx, agent_id: int, kind: str, rate: float, burst: int) -> float:
@@ -182,22 +206,21 @@ class PostgresStore(SQLStore):
         await self.engine.start(subscriber, _fetch_posted, sql.high_water)
 
     async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
-        rate = self.settings.write_rate if kind == "write" else self.settings.read_rate
-        burst = self.settings.write_burst if kind == "write" else self.settings.read_burst
-        available: float = await self.engine.direct(_spend, bucket, kind, rate, burst)
-        if available < 1:
-            retry_after = max(1, int(-(-(1.0 - available) // rate))) if rate > 0 else 3600
-            raise RateLimited(
-                f"too many {kind}s: the limit is {burst} in a burst and {rate:g} per second;"
-                f" wait {retry_after} s before the next one",
-                retry_after=retry_after,
-            )
-        return Budget(limit=burst, remaining=int(available - 1), refill_per_second=rate)
+        available = await self.engine.direct(_spend, bucket, kind, *self.settings.rate_limit(kind))
+        return budget(self.settings, kind, available)
 
-    async def _identify(self, digest: str, agent_name: str | None) -> tuple[KeyRecord, Agent | None] | None:
-        """Every request asks the database (a revoke on any replica holds at once), in one round trip."""
-        found: tuple[KeyRecord, Agent | None] | None = await self.engine.direct(sql.identify, digest, agent_name)
-        return found
+    async def _identify(
+        self, digest: str, agent_name: str | None, take: Literal["read", "write"] | None
+    ) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+        """Every request asks the database (a revoke on any replica holds at once), in one round trip that also
+        takes the request's token (``take``) when the key is live: a request refused after that still pays."""
+        if take is None:
+            found = await self.engine.direct(sql.identify, digest, agent_name)
+            return (*found, None) if found is not None else None
+        found_and_taken: tuple[KeyRecord, Agent | None, Taken | None] | None = await self.engine.direct(
+            _identify_and_take, digest, agent_name, take, *self.settings.rate_limit(take)
+        )
+        return found_and_taken
 
     async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
         return await self.read(_tsvector_search, caller, query, channel, limit)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from parley.relay import access
 from parley.relay.errors import Unauthorized, Unavailable
 from parley.relay.models import Agent, Caller, KeyRecord, SearchHit
+from parley.relay.ratelimit import Budget, settle
 from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import Op, P, T
@@ -19,6 +21,20 @@ from parley.relay.store.base import Op, P, T
 SEARCH_SECONDS = 2.0
 SEARCHES = 1
 SEARCH_QUEUE = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Taken:
+    """A token taken from ``bucket``, which held ``available`` tokens before."""
+
+    bucket: int
+    available: float
+
+
+def budget(settings: Settings, kind: Literal["read", "write"], available: float) -> Budget:
+    """What is left after a take from a bucket of ``kind`` that held ``available`` tokens (or RateLimited)."""
+    rate, burst = settings.rate_limit(kind)
+    return settle(kind, burst, rate, available)
 
 
 class Engine(Protocol):
@@ -59,14 +75,29 @@ class SQLStore:
         return result
 
     async def authenticate(self, secret: str, agent_name: str | None) -> Caller:
+        caller, _ = await self._authenticate(secret, agent_name, None)
+        return caller
+
+    async def admit(self, secret: str, agent_name: str | None, kind: Literal["read", "write"]) -> tuple[Caller, Budget]:
+        """``authenticate``, then ``spend`` a token of the caller's bucket; a store may take the token in the
+        same round trip as the key lookup (``_identify``)."""
+        caller, taken = await self._authenticate(secret, agent_name, kind)
+        if taken is None or taken.bucket != caller.bucket:
+            return caller, await self.spend(caller.bucket, kind)
+        return caller, budget(self.settings, kind, taken.available)
+
+    async def _authenticate(
+        self, secret: str, agent_name: str | None, take: Literal["read", "write"] | None
+    ) -> tuple[Caller, Taken | None]:
         digest = access.hash_key(secret)
         key = self._keys.get(digest)
         agent = self._agents.get(agent_name or key.agent_name or "") if key is not None else None
+        taken = None
         if key is None or agent is None:
-            found = await self._identify(digest, agent_name)
+            found = await self._identify(digest, agent_name, take)
             if found is None:
                 raise Unauthorized("this API key is not known to the relay", code="invalid_key")
-            key, agent = found
+            key, agent, taken = found
         name = access.acting_name(key, agent_name, time.time())
         if key.kind == "machine" and (agent is None or agent.key_id != key.id):
             if agent is None and key.id in self._full_machines:  # refuse a flood of new names without a write
@@ -85,10 +116,15 @@ class SQLStore:
         caller = access.caller(key, agent, name)
         if self.remembers_identities and agent is not None:
             self._keys[digest], self._agents[name] = key, agent
-        return caller
+        return caller, taken
 
-    async def _identify(self, digest: str, agent_name: str | None) -> tuple[KeyRecord, Agent | None] | None:
-        return await self.read(sql.identify, digest, agent_name)
+    async def _identify(
+        self, digest: str, agent_name: str | None, take: Literal["read", "write"] | None
+    ) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+        """The key and its agent; with ``take``, a store may also take a token from the bucket of the caller
+        the key makes (None: not taken, and ``admit`` calls ``spend``)."""
+        found = await self.read(sql.identify, digest, agent_name)
+        return (*found, None) if found is not None else None
 
     async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]:
         """Full-text search, gated so that searches cannot starve other reads."""
@@ -102,6 +138,9 @@ class SQLStore:
             self._searches -= 1
 
     async def _search(self, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
+        raise NotImplementedError
+
+    async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
         raise NotImplementedError
 
     async def revoke(self, target: str) -> int:

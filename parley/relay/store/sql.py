@@ -415,16 +415,19 @@ async def list_keys(tx: Tx) -> list[KeyRecord]:
     return [_key(tx, row) for row in await tx.all("SELECT * FROM keys ORDER BY id")]
 
 
+IDENTIFY = (
+    "SELECT k.*, a.id AS a_id, a.name AS a_name, a.key_id AS a_key_id FROM keys k"
+    " LEFT JOIN agents a ON a.name = coalesce(k.agent_name, :name) WHERE k.key_hash = :digest"
+)
+
+
 async def identify(tx: Tx, digest: str, name: str | None) -> tuple[KeyRecord, Agent | None] | None:
     """The key with this hash, and the agent it acts as (its own, or ``name`` for a machine key)."""
-    row = await tx.one(
-        "SELECT k.*, a.id AS a_id, a.name AS a_name, a.key_id AS a_key_id FROM keys k"
-        " LEFT JOIN agents a ON a.name = coalesce(k.agent_name, :name) WHERE k.key_hash = :digest",
-        name=name,
-        digest=digest,
-    )
-    if row is None:
-        return None
+    row = await tx.one(IDENTIFY, name=name, digest=digest)
+    return identified(tx, row) if row is not None else None
+
+
+def identified(tx: Tx, row: Row) -> tuple[KeyRecord, Agent | None]:
     agent = Agent(id=row["a_id"], name=row["a_name"], key_id=row["a_key_id"]) if row["a_id"] is not None else None
     return _key(tx, row), agent
 

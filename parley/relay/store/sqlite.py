@@ -79,10 +79,7 @@ class SQLiteStore(SQLStore):
         super().__init__(settings, engine)
         self._subscriber: Subscriber | None = None
         self._lock = DataDirectoryLock(settings.data_dir)
-        self._limits = {
-            "write": RateLimiter(settings.write_rate, settings.write_burst, "write"),
-            "read": RateLimiter(settings.read_rate, settings.read_burst, "read"),
-        }
+        self._limits = {kind: RateLimiter(*settings.rate_limit(kind), kind) for kind in ("write", "read")}
 
     async def start(self, subscriber: Subscriber) -> None:
         self._lock.acquire()
