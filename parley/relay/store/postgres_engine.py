@@ -234,7 +234,8 @@ class PostgresEngine:
 
     async def direct(self, op: Op, /, *args: Any) -> Any:
         """Statements outside the writer, each its own transaction (autocommit), in one round trip each: a
-        rate-limit take (one atomic statement on its own row), a key lookup (one read)."""
+        request's key lookup with its rate-limit take (one atomic statement), the listener's fetch of the
+        messages a notification names (one read)."""
         if self._closed or self._rw is None:
             raise Unavailable("the relay is shutting down; retry shortly", retry_after=1)
         for attempt in (1, 2):
@@ -393,7 +394,7 @@ class PostgresEngine:
                     delay = 0.1
                     async for note in conn.notifies():
                         ids = [int(i) for i in note.payload.split(",") if i]
-                        subscriber.publish(await self.read(fetch, ids))
+                        subscriber.publish(await self.direct(fetch, ids))  # one statement: no transaction
             except asyncio.CancelledError:
                 return
             except (*_DOWN, Unavailable) as exc:
