@@ -14,7 +14,8 @@ ROOT = Path(__file__).parent.parent
 def test_bench_quick_run(tmp_path: Path) -> None:
     out, table = tmp_path / "results.json", tmp_path / "table.md"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out), "--markdown", str(table)],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--replicas", "1", "2"]
+        + ["--json", str(out), "--markdown", str(table)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,7 +28,11 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert results["capacity"]["relay"]["woken"] == results["capacity"]["relay"]["waits"]
     assert results["search"]["relay"]["p95_ms"] > 0
     assert results["executor"]["executor_us"] > 0
-    assert "postgres" in results and "| sends/s, 16 senders |" in table.read_text()
+    pg = results["postgres"]
+    assert pg["sends_1"] > 0 and pg["sends_2"] > 0 and pg["wake_100_cross_replica"]["missed"] == 0
+    assert "| sends/s, 16 senders |" in table.read_text()
+    assert "| PostgreSQL sends/s, 16 senders over 2 replicas |" in table.read_text()
+    assert results["meta"]["durability"].startswith("SQLite synchronous=FULL")
 
 
 def _bench(script: str, *args: str) -> str:

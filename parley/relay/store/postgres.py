@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from parley.relay import rules
@@ -18,8 +19,8 @@ from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchH
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import sql
-from parley.relay.store.base import Subscriber, Tx
-from parley.relay.store.postgres_engine import PostgresEngine
+from parley.relay.store.base import Row, Subscriber, Tx
+from parley.relay.store.postgres_engine import Bulk, PostgresEngine, notify_sql
 from parley.relay.store.postgres_schema import MIGRATIONS
 from parley.relay.store.shared import SEARCH_SECONDS, SQLStore, Taken, budget
 
@@ -75,46 +76,49 @@ _POST_MANY = (
     # A client_msg_id already stored (or twice in this batch) is left to sql.post, which answers with the first.
     " inserted AS (INSERT INTO messages (id, channel_id, author_id, content, metadata, expects_reply, client_msg_id,"
     "  mentions, created_at, sealed) SELECT id, channel_id, author, content, metadata::jsonb, expects, client_msg_id,"
-    "  '', now, sealed FROM ok ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT ok.n, ok.id, ok.channel_id FROM ok JOIN inserted USING (id)"
+    "  '', now, sealed FROM ok ON CONFLICT DO NOTHING RETURNING id),"
+    f" notified AS ({notify_sql('inserted')})"
+    " SELECT ok.n, ok.id, ok.channel_id FROM ok JOIN inserted USING (id), notified"
 )
 
 
-async def post_many(tx: Tx, calls: list[tuple[Caller, str, Draft]]) -> list[Posted | None]:
-    """``sql.post`` for a batch of posts in one statement (one round trip, however many), for the posts that
-    need nothing but their channel (``sql.plain_post``). The rest, and any the statement does not store (no
-    such channel, not a member, archived, the wrong kind of content, a retried ``client_msg_id``) are None:
-    the writer hands them to ``sql.post``, which stores them or says why not."""
-    found: list[Posted | None] = [None] * len(calls)
+def post_many(calls: list[tuple[Any, ...]]) -> Bulk | None:
+    """``sql.post`` for a batch of posts in one statement, for the posts that need nothing but their channel
+    (``sql.plain_post``). The rest, and any the statement does not store (no such channel, not a member,
+    archived, the wrong kind of content, a retried ``client_msg_id``) are None: the writer hands them to
+    ``sql.post``, which stores them or says why not."""
+    posts: list[tuple[Caller, str, Draft]] = calls
     plain = [
         (i, name)
-        for i, (caller, channel, draft) in enumerate(calls)
+        for i, (caller, channel, draft) in enumerate(posts)
         if (name := sql.plain_post(caller, channel, draft))
     ]
     if not plain:
-        return found
+        return None
     now = time.time()
-    drafts = [calls[i][2] for i, _ in plain]
-    rows = await tx.all(
-        _POST_MANY,
-        author=[calls[i][0].agent_id for i, _ in plain],
-        channel=[name for _, name in plain],
-        content=[draft.content for draft in drafts],
-        metadata=[json.dumps(d.metadata, separators=(",", ":")) if d.metadata else None for d in drafts],
-        expects=[d.expects_reply or "none" for d in drafts],
-        client_msg_id=[d.client_msg_id for d in drafts],
-        sealed=[json.dumps(d.sealed, separators=(",", ":")) if d.sealed is not None else None for d in drafts],
-        now=[now] * len(plain),
-    )
-    for row in rows:
-        i, name = plain[row["n"] - 1]
-        caller, _, draft = calls[i]
-        message = sql.stored_message(
-            row["id"], row["channel_id"], name, caller, draft, now, draft.expects_reply or "none"
-        )
-        found[i] = Posted(message=message, replayed=False)
-        tx.publish(found[i])
-    return found
+    drafts = [posts[i][2] for i, _ in plain]
+
+    def results(rows: Sequence[Row]) -> list[Posted | None]:
+        found: list[Posted | None] = [None] * len(posts)
+        for row in rows:
+            i, name = plain[row["n"] - 1]
+            caller, _, draft = posts[i]
+            expects = draft.expects_reply or "none"
+            message = sql.stored_message(row["id"], row["channel_id"], name, caller, draft, now, expects)
+            found[i] = Posted(message=message, replayed=False)
+        return found
+
+    params = {
+        "author": [posts[i][0].agent_id for i, _ in plain],
+        "channel": [name for _, name in plain],
+        "content": [draft.content for draft in drafts],
+        "metadata": [json.dumps(d.metadata, separators=(",", ":")) if d.metadata else None for d in drafts],
+        "expects": [d.expects_reply or "none" for d in drafts],
+        "client_msg_id": [d.client_msg_id for d in drafts],
+        "sealed": [json.dumps(d.sealed, separators=(",", ":")) if d.sealed is not None else None for d in drafts],
+        "now": [now] * len(plain),
+    }
+    return Bulk(_POST_MANY, params, results)
 
 
 def _take(bucket: str) -> str:

@@ -44,8 +44,6 @@ log = logging.getLogger("parley.relay.postgres")
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 Op = Callable[..., Coroutine[Any, Any, Any]]
-#: The form of an operation for many calls at once: a result per call, or None for a call to run on its own.
-BulkOp = Callable[[Tx, list[Any]], Coroutine[Any, Any, list[Any]]]
 
 WRITE_LOCK = 0x7061726C6579  # "parley"
 MIGRATION_LOCK = WRITE_LOCK + 1
@@ -117,6 +115,26 @@ async def _read_only(conn: Conn) -> None:
 
 
 _BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bulk:
+    """An operation's calls in one statement, which also notifies every replica of the messages it stores
+    (``notify_sql``), and the result of each call from its rows (None: run that call on its own)."""
+
+    sql: str
+    params: dict[str, Any]
+    results: Callable[[Sequence[Row]], list[Any]]
+
+
+#: The form of an operation for many calls at once: a Bulk, or None if none of the calls suits it.
+BulkOp = Callable[[list[tuple[Any, ...]]], Bulk | None]
+
+
+def notify_sql(ids: str) -> str:
+    """SQL that notifies the listeners of the message ids in the CTE or table ``ids`` (column ``id``), if any."""
+    return f"SELECT pg_notify('{CHANNEL}', string_agg(id::text, ',' ORDER BY id)) FROM {ids} HAVING count(*) > 0"
 
 
 def _commit(ids: list[int]) -> str:
@@ -134,6 +152,17 @@ class _Write:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
+
+
+def _settle(item: _Write, ok: bool, value: Any) -> None:
+    if item.future.done():
+        return
+    if ok:
+        item.future.set_result(value)
+        return
+    if not isinstance(value, RelayError):
+        log.error("write %s failed", getattr(item.op, "__name__", item.op), exc_info=value)
+    item.future.set_exception(value)
 
 
 class PostgresEngine:
@@ -281,6 +310,56 @@ class PostgresEngine:
         return self._writer
 
     async def _run_batch(self, batch: list[_Write]) -> None:
+        rest = await self._run_bulk(batch) if self.bulk else batch
+        if rest:
+            await self._run_each(rest)
+        self.batches += 1
+
+    async def _run_bulk(self, batch: list[_Write]) -> list[_Write]:
+        """Each operation's calls that have a bulk form, in a transaction of their own sent as one round trip
+        (BEGIN, the lock, the statement, COMMIT), so the lock is held for no round trip to this process;
+        returns the writes it did not store, for ``_run_each``. A failure leaves them all to it."""
+        rest = batch
+        for op, bulk_form in self.bulk.items():
+            calls = [item for item in rest if item.op is op and not item.kwargs]
+            bulk = bulk_form([item.args for item in calls]) if calls else None
+            if bulk is None:
+                continue
+            try:
+                conn = await self._writer_connection()
+            except _DOWN:
+                return rest  # _run_each tries once more, and says so
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    await conn.execute(_LOCK)
+                    cursor = await conn.execute(pyformat(bulk.sql), bulk.params)
+                    await conn.execute("COMMIT")
+                results = bulk.results(await cursor.fetchall())
+            except _DOWN as exc:  # whether it committed is unknown: the clients retry (client_msg_id dedupes)
+                await self._drop_writer(exc)
+                for item in calls:
+                    _settle(item, False, unavailable(exc))
+                rest = [item for item in rest if item not in calls]
+                continue
+            except Exception:  # e.g. a value PostgreSQL refuses: each write on its own says whose
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await conn.execute("ROLLBACK")
+                continue
+            stored = {id(item) for item, result in zip(calls, results, strict=True) if result is not None}
+            for item, result in zip(calls, results, strict=True):
+                if result is not None:
+                    _settle(item, True, result)
+            rest = [item for item in rest if id(item) not in stored]
+        return rest
+
+    async def _drop_writer(self, exc: BaseException) -> None:
+        log.warning("write batch failed: %s", exc)
+        if self._writer is not None:
+            await self._writer.close()
+        self._writer = None
+
+    async def _run_each(self, batch: list[_Write]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         guarded = False  # savepoints only once a write has failed: most batches need none
         retried = False
@@ -303,10 +382,7 @@ class PostgresEngine:
             except _Redo:
                 guarded = True  # rolled back: run the batch again, each write in a savepoint
             except _DOWN as exc:
-                log.warning("write batch failed: %s", exc)
-                if self._writer is not None:
-                    await self._writer.close()
-                self._writer = None
+                await self._drop_writer(exc)
                 # Nothing ran yet (a dead connection found at BEGIN): safe to try once more. After that,
                 # whether the commit happened is unknown; the client retries (client_msg_id dedupes).
                 if started or retried:
@@ -317,16 +393,8 @@ class PostgresEngine:
                 log.error("write batch failed", exc_info=exc)
                 outcomes = [(False, translate(exc))] * len(batch)
                 break
-        self.batches += 1
         for item, (ok, value) in zip(batch, outcomes, strict=True):
-            if item.future.done():
-                continue
-            if ok:
-                item.future.set_result(value)
-            else:
-                if not isinstance(value, RelayError):
-                    log.error("write %s failed", getattr(item.op, "__name__", item.op), exc_info=value)
-                item.future.set_exception(value)
+            _settle(item, ok, value)
 
     async def _run_items(
         self, conn: Conn, batch: list[_Write], guarded: bool
@@ -335,11 +403,7 @@ class PostgresEngine:
         run back to back; guarded, each in a savepoint, so that one failure spoils nothing else."""
         outcomes: list[tuple[bool, Any]] = []
         ids: list[int] = []
-        done = {} if guarded else await self._run_bulk(conn, batch, ids)
-        for n, item in enumerate(batch):
-            if n in done:
-                outcomes.append((True, done[n]))
-                continue
+        for item in batch:
             tx = PostgresTx(conn)
             try:
                 if guarded:
@@ -356,24 +420,6 @@ class PostgresEngine:
                 if not guarded:
                     break  # the transaction is spoilt: the batch is run again, guarded
         return outcomes, ids
-
-    async def _run_bulk(self, conn: Conn, batch: list[_Write], ids: list[int]) -> dict[int, Any]:
-        """The writes that have a bulk form, run in one call per operation; returns their results by position."""
-        done: dict[int, Any] = {}
-        for op, many in self.bulk.items():
-            positions = [n for n, item in enumerate(batch) if item.op is op and not item.kwargs]
-            if not positions:
-                continue
-            tx = PostgresTx(conn)
-            try:
-                results = await many(tx, [batch[n].args for n in positions])
-            except _DOWN:
-                raise
-            except Exception as exc:
-                raise _Redo from exc  # e.g. a value PostgreSQL refuses: each write on its own says whose
-            done.update((n, result) for n, result in zip(positions, results, strict=True) if result is not None)
-            ids += [posted.message.id for posted in tx.published]
-        return done
 
     # -- wake-ups -----------------------------------------------------------------------------
 
