@@ -299,6 +299,17 @@ def test_nul_characters_are_refused_everywhere(relay: Relay, method: str, path: 
     assert_error(response, 422)
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_an_infinite_number_is_refused_not_stored(relay: Relay, number: str) -> None:
+    """JSON has no Infinity: a number too large for a float would be stored as one no reader could parse."""
+    alice = relay.agent()
+    channel = unique("c")
+    body = f'{{"channel": "{channel}", "content": "x", "metadata": {{"n": {number}}}}}'
+    response = alice.http.post("/api/v1/messages", content=body, headers={"Content-Type": "application/json"})
+    assert "finite" in assert_error(response, 422, "invalid_number")["message"]
+    assert_error(alice.http.get("/api/v1/messages", params={"channel": channel}), 404, "channel_not_found")
+
+
 def test_a_new_agent_starts_in_general_and_join_and_leave_decide_what_events_bring(relay: Relay) -> None:
     alice, bob = relay.agent(), relay.agent()
     assert "general" in {c["channel"] for c in alice.get("/api/v1/board")["channels"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -96,7 +97,10 @@ Sealed = Annotated[dict[str, Any] | None, AfterValidator(_sealed)]
 
 
 def _check_text(value: Any) -> None:
-    """No text anywhere in a body may hold NUL, or lone surrogates (which no database can store)."""
+    """No text anywhere in a body may hold NUL, or lone surrogates (which no database can store), and no number
+    may be infinite (``1e400``: JSON has no Infinity, and no reader could parse it back)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail("invalid_number", "numbers must be finite (JSON has no Infinity or NaN); send a smaller number")
     if isinstance(value, str):
         if "\x00" in value:
             raise _fail("nul_character", "text may not contain NUL (\\u0000) characters")

@@ -1,12 +1,13 @@
 """PostgreSQL plumbing: a read pool, one batching writer per replica, and a LISTEN connection.
 
-Writes: each replica's writer takes every queued write and runs them in one transaction that first
-takes a cluster-wide advisory lock, and commits once. The lock makes message ids (from a sequence)
-commit in id order across replicas, so a cursor built from a snapshot can never pass an id that is
-still uncommitted. The batch ends with ``pg_notify`` of the new message ids. Round trips are what a
-replica pays for (in latency and in CPU), so a batch takes few: BEGIN with the lock, one statement
-for all of its plain posts (an operation's bulk form), the other writes one by one, the notification
-with COMMIT. Only if a write fails is the batch run again with a savepoint per write.
+Writes: each replica's writer takes every queued write and commits them together, in a transaction
+that first takes a cluster-wide advisory lock. The lock makes message ids (from a sequence) commit
+in id order across replicas, so a cursor built from a snapshot can never pass an id that is still
+uncommitted. A transaction ends with ``pg_notify`` of its new message ids. Round trips are what a
+replica pays for, in CPU and in time under the lock, so a batch takes few: its plain posts in one
+statement (an operation's bulk form) sent with BEGIN, the lock and COMMIT as one round trip; the
+other writes in a second transaction, BEGIN with the lock, each write, the notification with COMMIT.
+Only if one of those fails is that transaction run again with a savepoint per write.
 
 Wake-ups: one LISTEN connection per replica, however many waits are parked; each notification is
 turned into messages with one query and handed to the hub. If the listener loses the database it
@@ -302,8 +303,8 @@ class PostgresEngine:
             await self._run_batch(batch)
 
     async def _writer_connection(self) -> Conn:
-        """Autocommit: the writer sends its own BEGIN and COMMIT, each with the statement beside it (the lock; the
-        notification) in one round trip, as a simple query."""
+        """Autocommit: the writer sends its own BEGIN and COMMIT, in one round trip with the statements beside
+        them (a pipeline, or a simple query of several statements)."""
         if self._writer is None or self._writer.closed:
             self._writer = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row, autocommit=True)
             await _configure(self._writer)
@@ -316,42 +317,56 @@ class PostgresEngine:
         self.batches += 1
 
     async def _run_bulk(self, batch: list[_Write]) -> list[_Write]:
-        """Each operation's calls that have a bulk form, in a transaction of their own sent as one round trip
-        (BEGIN, the lock, the statement, COMMIT), so the lock is held for no round trip to this process;
-        returns the writes it did not store, for ``_run_each``. A failure leaves them all to it."""
+        """The writes whose operation has a bulk form, stored by it; returns the rest, for ``_run_each``."""
         rest = batch
         for op, bulk_form in self.bulk.items():
             calls = [item for item in rest if item.op is op and not item.kwargs]
             bulk = bulk_form([item.args for item in calls]) if calls else None
-            if bulk is None:
-                continue
-            try:
-                conn = await self._writer_connection()
-            except _DOWN:
-                return rest  # _run_each tries once more, and says so
-            try:
-                async with conn.pipeline():
-                    await conn.execute("BEGIN")
-                    await conn.execute(_LOCK)
-                    cursor = await conn.execute(pyformat(bulk.sql), bulk.params)
-                    await conn.execute("COMMIT")
-                results = bulk.results(await cursor.fetchall())
-            except _DOWN as exc:  # whether it committed is unknown: the clients retry (client_msg_id dedupes)
-                await self._drop_writer(exc)
-                for item in calls:
-                    _settle(item, False, unavailable(exc))
-                rest = [item for item in rest if item not in calls]
-                continue
-            except Exception:  # e.g. a value PostgreSQL refuses: each write on its own says whose
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    await conn.execute("ROLLBACK")
-                continue
-            stored = {id(item) for item, result in zip(calls, results, strict=True) if result is not None}
-            for item, result in zip(calls, results, strict=True):
-                if result is not None:
-                    _settle(item, True, result)
-            rest = [item for item in rest if id(item) not in stored]
+            if bulk is not None:
+                done = await self._commit_bulk(bulk, calls)
+                rest = [item for item in rest if id(item) not in done]
         return rest
+
+    async def _commit_bulk(self, bulk: Bulk, calls: list[_Write]) -> set[int]:
+        """One transaction sent as one round trip (BEGIN, the lock, the statement, COMMIT), so the lock is never
+        held across a round trip to this busy process. Settles the calls it stored (or whose fate it cannot
+        know) and returns their ``id``; after a failure that stored nothing, none (``_run_each`` says why)."""
+        try:
+            conn = await self._writer_connection()
+        except _DOWN:
+            return set()  # nothing was sent
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                await conn.execute(_LOCK)
+                cursor = await conn.execute(pyformat(bulk.sql), bulk.params)
+                await conn.execute("COMMIT")
+        except _DOWN as exc:
+            await self._drop_writer(exc)
+            outcomes: list[tuple[bool, Any]] = [(False, unavailable(exc))] * len(calls)  # the clients retry
+        except Exception:  # nothing committed (e.g. a value PostgreSQL refuses)
+            await self._rollback()
+            return set()
+        else:
+            try:
+                results = bulk.results(await cursor.fetchall())
+                outcomes = [(result is not None, result) for result in results]
+            except Exception as exc:  # committed, but the answers are lost: the clients retry
+                outcomes = [(False, exc)] * len(calls)
+        done = set()
+        for item, (ok, value) in zip(calls, outcomes, strict=True):
+            if ok or value is not None:
+                _settle(item, ok, value)
+                done.add(id(item))
+        return done
+
+    async def _rollback(self) -> None:
+        if self._writer is None or self._writer.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
+        try:
+            await self._writer.execute("ROLLBACK")
+        except _DOWN as exc:
+            await self._drop_writer(exc)
 
     async def _drop_writer(self, exc: BaseException) -> None:
         log.warning("write batch failed: %s", exc)
