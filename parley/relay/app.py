@@ -23,6 +23,7 @@ from parley import __version__, limits
 from parley.relay import admin, agentchat, api, context, dashboard, docs, guide, openapi
 from parley.relay.admin_token import load_or_create_admin_token
 from parley.relay.context import Relay
+from parley.relay.direct import DirectRoutes
 from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
 from parley.relay.mcp_endpoint import McpEndpoint
@@ -119,6 +120,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(
+        DirectRoutes, relay_app=app, endpoints={("POST", "/api/v1/messages"): api.post_message}, on_error=_failed
+    )
     app.add_middleware(BodyLimit)
     metrics = Metrics(hub)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -198,6 +202,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         failure = RelayError(str(exc.detail), code="method_not_allowed" if exc.status_code == 405 else "http_error")
         failure.status = exc.status_code
     return error(failure)
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    """A directly answered route's error (``direct.py``), as the exception handlers below answer it."""
+    return error(exc) if isinstance(exc, RelayError) else await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
