@@ -71,6 +71,8 @@ def dm_members(channel: str) -> tuple[str, str]:
 
 def parse_mentions(content: str) -> list[str]:
     """Distinct ``@names`` in order of first appearance, lowercased."""
+    if "@" not in content:
+        return []
     seen: dict[str, None] = {}
     for match in _MENTION_RE.finditer(content):
         seen.setdefault(match.group(1).lower(), None)
