@@ -88,3 +88,13 @@ def test_cpu_per_send_runs() -> None:
     lines = _bench("cpu_per_send.py", "1", "--seconds", "1").splitlines()
     assert lines[0].startswith("1 replica(s): ") and int(lines[0].split()[2].replace(",", "")) > 0
     assert any(line.strip().startswith("relay replicas") and "µs per send" in line for line in lines)
+
+
+def test_ab_bench_quick_run() -> None:
+    """Two revisions in turns (here the same one against the working tree), each row with what it measured."""
+    table = _bench("ab.py", "HEAD", "--rounds", "1", "--seconds", "0.5")
+    rows = [line for line in table.splitlines() if line.startswith(("| HEAD |", "| working tree |"))]
+    assert len(rows) == 2
+    for row in rows:
+        rate, cost = float(row.split("|")[3].replace(",", "")), float(row.split("|")[5].replace(",", ""))
+        assert rate > 0 and cost > 0
