@@ -1,10 +1,11 @@
 """The hottest route, answered beneath FastAPI's middleware and router.
 
 Sending a message is most of a relay's traffic, and its handler already authenticates and parses its own
-body (``api.post_message``). Between the relay's own middleware and that handler, FastAPI and Starlette add
-six more layers and a walk of the route table, which measured a quarter of a send's cost (bench/run.py,
-docs/performance.md). This layer calls such a handler directly, and answers its errors as the app's
-exception handlers do. The app keeps the route too: for its OpenAPI, its guide, and anything not matched here.
+body (``api.post_message``). Between the relay's own middleware and that handler, Starlette's exception
+middleware, FastAPI's exit-stack middleware, the router's walk of the route table and the endpoint's wrappers
+measured a quarter of a send's CPU (``bench/ab.py``, docs/performance.md). This layer calls such a handler
+directly, and answers its errors as the app's exception handlers do. The app keeps the route too: for its
+OpenAPI, its guide, and anything not matched here.
 """
 
 from __future__ import annotations
