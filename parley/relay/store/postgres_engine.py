@@ -10,9 +10,9 @@ other writes in a second transaction, BEGIN with the lock, each write, the notif
 Only if one of those fails is that transaction run again with a savepoint per write.
 
 Wake-ups: one LISTEN connection per replica, however many waits are parked; each notification is
-turned into messages with one query and handed to the hub. If the listener loses the database it
-wakes every parked wait to read again, and after reconnecting tells the hub which ids it may have
-missed. Reads use a pool of read-only REPEATABLE READ connections (one snapshot per read).
+handed to the hub in commit order, its messages fetched with one query (or, for this replica's own
+commits, taken from what the writer stored). If the listener loses the database it wakes every
+parked wait to read again, and after reconnecting tells the hub which ids it may have missed. Reads use a pool of read-only REPEATABLE READ connections (one snapshot per read).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ WRITE_LOCK = 0x7061726C6579  # "parley"
 MIGRATION_LOCK = WRITE_LOCK + 1
 CHANNEL = "parley_messages"
 MAX_BATCH = 256
+MAX_REMEMBERED = 10_000
 POOL_TIMEOUT = 5.0
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
@@ -179,6 +180,9 @@ class PostgresEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.listening = asyncio.Event()
+        #: Messages this replica committed, until the listener hears of them: published in commit order with
+        #: every replica's, without fetching them back. (Heard of first, they are fetched like any other.)
+        self._mine: dict[int, Posted] = {}
 
     async def start(
         self,
@@ -351,6 +355,7 @@ class PostgresEngine:
             try:
                 results = bulk.results(await cursor.fetchall())
                 outcomes = [(result is not None, result) for result in results]
+                self._remember([result for result in results if isinstance(result, Posted)])
             except Exception as exc:  # committed, but the answers are lost: the clients retry
                 outcomes = [(False, exc)] * len(calls)
         done = set()
@@ -367,6 +372,11 @@ class PostgresEngine:
             await self._writer.execute("ROLLBACK")
         except _DOWN as exc:
             await self._drop_writer(exc)
+
+    def _remember(self, published: list[Posted]) -> None:
+        if len(self._mine) > MAX_REMEMBERED:  # their notifications went to a fetch, or were lost
+            self._mine.clear()
+        self._mine.update((posted.message.id, posted) for posted in published)
 
     async def _drop_writer(self, exc: BaseException) -> None:
         log.warning("write batch failed: %s", exc)
@@ -385,10 +395,11 @@ class PostgresEngine:
                 await conn.execute(_BEGIN)
                 started = True
                 try:
-                    outcomes, ids = await self._run_items(conn, batch, guarded)
+                    outcomes, published = await self._run_items(conn, batch, guarded)
                     if not guarded and not all(ok for ok, _ in outcomes):
                         raise _Redo  # a write failed and spoilt the transaction
-                    await conn.execute(_commit(ids))
+                    await conn.execute(_commit([posted.message.id for posted in published]))
+                    self._remember(published)
                 except Exception:
                     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         await conn.execute("ROLLBACK")
@@ -413,11 +424,11 @@ class PostgresEngine:
 
     async def _run_items(
         self, conn: Conn, batch: list[_Write], guarded: bool
-    ) -> tuple[list[tuple[bool, Any]], list[int]]:
+    ) -> tuple[list[tuple[bool, Any]], list[Posted]]:
         """Run each write in the batch's transaction. Unguarded (the common case, every write succeeding), they
         run back to back; guarded, each in a savepoint, so that one failure spoils nothing else."""
         outcomes: list[tuple[bool, Any]] = []
-        ids: list[int] = []
+        published: list[Posted] = []
         for item in batch:
             tx = PostgresTx(conn)
             try:
@@ -427,14 +438,14 @@ class PostgresEngine:
                 else:
                     value = await item.op(tx, *item.args, **item.kwargs)
                 outcomes.append((True, value))
-                ids += [posted.message.id for posted in tx.published]
+                published += tx.published
             except _DOWN:
                 raise
             except Exception as exc:
                 outcomes.append((False, translate(exc)))
                 if not guarded:
                     break  # the transaction is spoilt: the batch is run again, guarded
-        return outcomes, ids
+        return outcomes, published
 
     # -- wake-ups -----------------------------------------------------------------------------
 
@@ -450,12 +461,17 @@ class PostgresEngine:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     # Listening again: whatever committed while we were away, waits must read.
+                    self._mine.clear()
                     subscriber.resync(await self.read(high_water))
                     self.listening.set()
                     delay = 0.1
                     async for note in conn.notifies():
                         ids = [int(i) for i in note.payload.split(",") if i]
-                        subscriber.publish(await self.direct(fetch, ids))  # one statement: no transaction
+                        mine = [self._mine.pop(i, None) for i in ids]
+                        if all(mine):  # this replica's own commit: its messages are in hand
+                            subscriber.publish(posted for posted in mine if posted is not None)
+                        else:
+                            subscriber.publish(await self.direct(fetch, ids))  # one statement: no transaction
             except asyncio.CancelledError:
                 return
             except (*_DOWN, Unavailable) as exc:
