@@ -24,7 +24,7 @@ class Budget:
         return {"limit": self.limit, "remaining": self.remaining, "refill_per_second": self.refill_per_second}
 
 
-def settle(kind: str, burst: int, rate: float, available: float) -> Budget:
+def settle(kind: str, rate: float, burst: int, available: float) -> Budget:
     """What is left after a take from a bucket that held ``available`` tokens, or RateLimited if it held less
     than one (with an accurate retry_after)."""
     if available < 1.0:
@@ -55,7 +55,7 @@ class RateLimiter:
             self.refusals += 1
         elif len(self._buckets) > 100_000:
             self._prune(now)
-        return settle(self.kind, self.burst, self.rate, tokens)
+        return settle(self.kind, self.rate, self.burst, tokens)
 
     def _prune(self, now: float) -> None:
         """Drop buckets that have refilled completely; they hold no information."""

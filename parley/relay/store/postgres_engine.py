@@ -12,7 +12,8 @@ Only if one of those fails is that transaction run again with a savepoint per wr
 Wake-ups: one LISTEN connection per replica, however many waits are parked; each notification is
 handed to the hub in commit order, its messages fetched with one query (or, for this replica's own
 commits, taken from what the writer stored). If the listener loses the database it wakes every
-parked wait to read again, and after reconnecting tells the hub which ids it may have missed. Reads use a pool of read-only REPEATABLE READ connections (one snapshot per read).
+parked wait to read again, and after reconnecting tells the hub which ids it may have missed. Reads
+use a pool of read-only REPEATABLE READ connections (one snapshot per read).
 """
 
 from __future__ import annotations

@@ -33,8 +33,7 @@ class Taken:
 
 def budget(settings: Settings, kind: Literal["read", "write"], available: float) -> Budget:
     """What is left after a take from a bucket of ``kind`` that held ``available`` tokens (or RateLimited)."""
-    rate, burst = settings.rate_limit(kind)
-    return settle(kind, burst, rate, available)
+    return settle(kind, *settings.rate_limit(kind), available)
 
 
 class Engine(Protocol):
