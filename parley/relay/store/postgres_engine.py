@@ -352,7 +352,8 @@ class PostgresEngine:
         except _DOWN as exc:
             await self._drop_writer(exc)
             outcomes: list[tuple[bool, Any]] = [(False, unavailable(exc))] * len(calls)  # the clients retry
-        except Exception:  # nothing committed (e.g. a value PostgreSQL refuses)
+        except Exception as exc:  # nothing committed (e.g. a value PostgreSQL refuses): each write on its own says
+            log.info("a bulk write failed (%s); its writes run one by one", type(exc).__name__)
             await self._rollback()
             return set()
         else:
