@@ -120,8 +120,8 @@ async def _read_only(conn: Conn) -> None:
     await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
 
 
-_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 _LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_BEGIN = f"BEGIN; {_LOCK}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +319,7 @@ class PostgresEngine:
         return self._writer
 
     async def _run_batch(self, batch: list[_Write]) -> None:
-        rest = await self._run_bulk(batch) if self.bulk else batch
+        rest = await self._run_bulk(batch)
         if rest:
             await self._run_each(rest)
         self.batches += 1
