@@ -15,16 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Databases, data, eventually, free_port, postgres_databases, unique
+from conftest import Databases, data, eventually, postgres_databases, unique
+
+from parley.relay import record
 
 
 class Replica:
     def __init__(self, data_dir: Path, database_url: str, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # Port 0: the relay binds a free port itself and records it (two replicas started together could
+        # otherwise be handed the same free port, and one would answer for the other).
+        self.url = ""
         env = {**os.environ, "PARLEY_DATA": str(data_dir), "PARLEY_DATABASE_URL": database_url, **settings}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "parley", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "parley", "serve", "--port", "0"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -35,8 +38,9 @@ class Replica:
         def healthy() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"replica exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            self.url = record.recorded_url(self.data_dir) or ""
             try:
-                return httpx.get(f"{self.url}/health").status_code == 200
+                return bool(self.url) and httpx.get(f"{self.url}/health").status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -218,7 +222,9 @@ def test_a_database_restart_loses_no_acknowledged_message(pair: tuple[Replica, R
                     raise AssertionError(response.text)
 
     threads = [
-        threading.Thread(target=sender, args=(replica, f"{replica.port}-{i}")) for replica in (a, b) for i in range(2)
+        threading.Thread(target=sender, args=(replica, f"{replica.data_dir.name}-{i}"))
+        for replica in (a, b)
+        for i in range(2)
     ]
     for t in threads:
         t.start()
