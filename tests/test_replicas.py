@@ -113,6 +113,23 @@ def test_a_wait_on_one_replica_wakes_for_a_post_on_the_other(pair: tuple[Replica
     assert [m["id"] for m in page["messages"]] == [sent["id"]]
 
 
+def test_a_revoke_on_one_replica_ends_a_wait_parked_on_the_other(pair: tuple[Replica, Replica]) -> None:
+    a, b = pair
+    name = unique("agent")
+    victim, poster = _mint(a, name), _mint(a)
+    channel = unique("c")
+    with a.agent(poster) as on_a, b.agent(victim) as on_b:
+        first = data(on_a.post("/api/v1/messages", json={"channel": channel, "content": "first"}))["message"]
+        data(on_b.get("/api/v1/messages", params={"channel": channel}))  # join
+        with concurrent.futures.ThreadPoolExecutor(1) as pool, a.admin() as admin_a, b.admin() as admin_b:
+            parked = pool.submit(on_b.get, "/api/v1/events", params={"since": first["id"], "wait": 30})
+            eventually(lambda: data(admin_b.get("/admin/stats"))["parked_waits"] == 1, what="parked on B")
+            assert data(admin_a.post("/admin/keys/revoke", json={"target": name}))["revoked"] == 1
+            data(on_a.post("/api/v1/messages", json={"channel": channel, "content": "after the revoke"}))
+            answer = parked.result(timeout=20)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "key_revoked", answer.text
+
+
 def test_mcp_over_http_works_on_either_replica(pair: tuple[Replica, Replica]) -> None:
     """``/mcp`` is stateless: a send through replica A's MCP endpoint is read through replica B's."""
     import anyio

@@ -38,12 +38,20 @@ def check_key_request(kind: str, machine: str | None, agent_name: str | None, ch
             )
 
 
+def key_revoked() -> Unauthorized:
+    return Unauthorized("this API key was revoked; ask the relay's operator for a new one", code="key_revoked")
+
+
+def key_expired() -> Unauthorized:
+    return Unauthorized("this API key has expired; ask the relay's operator for a new one", code="key_expired")
+
+
 def acting_name(key: KeyRecord, agent_name: str | None, now: float) -> str:
     """The name a request with this key acts under, or the error that refuses it."""
     if key.revoked_at is not None:
-        raise Unauthorized("this API key was revoked; ask the relay's operator for a new one", code="key_revoked")
+        raise key_revoked()
     if not key.usable_at(now):
-        raise Unauthorized("this API key has expired; ask the relay's operator for a new one", code="key_expired")
+        raise key_expired()
     if key.kind == "agent":
         assert key.agent_name is not None
         if agent_name and agent_name != key.agent_name:
@@ -77,7 +85,9 @@ def caller(key: KeyRecord, agent: Agent | None, name: str) -> Caller:
         raise Forbidden(f"'{name}' is registered under a machine key", code="name_taken")
     scope = frozenset(key.channels) if key.channels is not None else None
     bucket = -key.id if key.kind == "machine" else agent.id
-    return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope, bucket=bucket)
+    return Caller(
+        agent_id=agent.id, name=name, key_id=key.id, scope=scope, bucket=bucket, expires_at=key.expires_at
+    )
 
 
 def check_scope(caller: Caller, name: str) -> None:

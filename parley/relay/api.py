@@ -21,7 +21,7 @@ from parley import limits
 from parley.relay import context, rules
 from parley.relay import openapi as doc
 from parley.relay.context import Agent, Reader, Writer, writer
-from parley.relay.errors import BadRequest, RelayError, Unprocessable
+from parley.relay.errors import BadRequest, RelayError, Unauthorized, Unprocessable
 from parley.relay.models import Draft, Page, Posted, iso
 from parley.relay.openapi import FILE_RESPONSE, UPLOAD_BODY, answers, json_body
 from parley.relay.responses import invalid, ok
@@ -43,7 +43,7 @@ log = logging.getLogger("parley.relay")
 router = APIRouter(prefix="/api/v1")
 B = TypeVar("B", bound=BaseModel)
 
-Limit = Annotated[int, Query(ge=1, description=f"at most {limits.MAX_LIST_LIMIT}")]
+Limit = Annotated[int, Query(ge=1, le=limits.MAX_ID, description=f"at most {limits.MAX_LIST_LIMIT} are returned")]
 Cursor = Annotated[int | None, Query(ge=0, le=limits.MAX_ID, description="exclusive: only messages with a larger id")]
 Wait = Annotated[
     float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")
@@ -330,14 +330,25 @@ async def event_stream(
 ) -> StreamingResponse:
     """``events`` as Server-Sent Events, forever: each message once (``id`` is its id), resuming after
     ``Last-Event-ID`` on a reconnect, so nothing is skipped or repeated. A revoked key gets ``signed-out``."""
-    resume = request.headers.get("last-event-id", "")
-    cursor = int(resume) if resume.isdigit() else since
+    resume = request.headers.get("last-event-id")
+    cursor = _event_id(resume) if resume else since
     if cursor is None:
         cursor = await agent.relay.store.read(sql.high_water)
     return StreamingResponse(_stream(request, agent, cursor, channel), media_type="text/event-stream", headers=_SSE)
 
 
 _SSE = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+_SIGNED_OUT = "event: signed-out\ndata: {}\n\n"
+
+
+def _event_id(value: str) -> int:
+    """``Last-Event-ID``: a message id as ASCII digits (``str.isdigit`` also takes '²' and '١'), within range."""
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= limits.MAX_ID:
+        return int(value)
+    raise BadRequest(
+        f"Last-Event-ID must be a message id (0-{limits.MAX_ID}, ASCII digits); drop the header to start from now",
+        code="invalid_last_event_id",
+    )
 
 
 async def _stream(request: Request, agent: Agent, cursor: int, channel: str | None) -> AsyncIterator[str]:
@@ -347,7 +358,7 @@ async def _stream(request: Request, agent: Agent, cursor: int, channel: str | No
         try:
             _, caller = await context.authenticate(request)
         except RelayError:
-            yield "event: signed-out\ndata: {}\n\n"
+            yield _SIGNED_OUT
             return
         current = dataclasses.replace(agent, caller=caller)
 
@@ -355,7 +366,11 @@ async def _stream(request: Request, agent: Agent, cursor: int, channel: str | No
             limit = limits.MAX_LIST_LIMIT
             return await store.read(sql.read_events, who.caller, since=since, limit=limit, channel_name=channel)
 
-        page = await _long_poll(current, read, cursor, relay.settings.max_wait, limits.MAX_LIST_LIMIT)
+        try:
+            page = await _long_poll(current, read, cursor, relay.settings.max_wait, limits.MAX_LIST_LIMIT)
+        except Unauthorized:  # revoked or expired while parked: nothing more, not one message
+            yield _SIGNED_OUT
+            return
         for message in page.messages:
             yield f"id: {message.id}\nevent: message\ndata: {json.dumps(message.to_dict())}\n\n"
         cursor = page.cursor

@@ -8,14 +8,20 @@ waiters subscribed to its keys and resolves them: no database query per wake, no
 A wait starts from the cursor of a read made just before it parked. Messages committed between
 that read and the park are caught by a short buffer of recent publishes; if the buffer has
 already dropped messages newer than the cursor, ``wait`` answers None and the caller reads again.
+
+A wait is also bound to its key: a revoke (``revoke``, on every replica) ends the key's parked waits at
+once, a wait ends when its key expires, and a woken wait checks its key before it answers, so nothing
+posted after a revoke reaches the revoked key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Iterable
 
+from parley.relay import access
 from parley.relay.models import Caller, Message, Page, Posted
 
 Key = tuple[str, int]
@@ -58,6 +64,8 @@ class Hub:
         self.parked_by_agent: collections.Counter[int] = collections.Counter()
         self.wakeups = 0
         self.published = 0
+        #: Keys revoked while this relay runs (ids are never reused): their waits end, and none parks again.
+        self.revoked: set[int] = set()
 
     def publish(self, posted: Iterable[Posted]) -> None:
         """Deliver committed messages (in id order) to the waits that may see them."""
@@ -85,8 +93,11 @@ class Hub:
     async def wait(self, page: Page, caller: Caller, timeout: float) -> list[Message] | None:
         """Messages newer than ``page.cursor`` on the page's keys; [] on timeout or shutdown;
         None when the caller must read again because the recent buffer cannot vouch for the gap."""
+        self.check_key(caller)
+        if caller.expires_at is not None:
+            timeout = min(timeout, caller.expires_at - time.time())
         if self._closed or timeout <= 0:
-            return []
+            return self._checked(caller, [])
         after = page.cursor
         if self._dropped_upto > after:
             return None
@@ -103,7 +114,7 @@ class Hub:
         self.parked_by_agent[agent_id] += 1
         timer = loop.call_later(timeout, _expire, waiter.future)
         try:
-            return await waiter.future
+            return self._checked(caller, await waiter.future)
         finally:
             timer.cancel()
             self._unsubscribe(waiter)
@@ -111,6 +122,26 @@ class Hub:
             self.parked_by_agent[agent_id] -= 1
             if self.parked_by_agent[agent_id] <= 0:
                 del self.parked_by_agent[agent_id]
+
+    def check_key(self, caller: Caller) -> None:
+        """Refuse a caller whose key was revoked, or has expired, since the request was authenticated."""
+        if caller.key_id in self.revoked:
+            raise access.key_revoked()
+        if caller.expires_at is not None and time.time() >= caller.expires_at:
+            raise access.key_expired()
+
+    def _checked(self, caller: Caller, delivered: list[Message] | None) -> list[Message] | None:
+        self.check_key(caller)
+        return delivered
+
+    def revoke(self, key_ids: Iterable[int]) -> None:
+        """End the parked waits of these keys now; they answer with the key's refusal."""
+        self.revoked.update(key_ids)
+        for waiters in list(self._subscribers.values()):
+            for waiter in list(waiters):
+                if waiter.caller.key_id in self.revoked:
+                    self._unsubscribe(waiter)
+                    _expire(waiter.future)
 
     def _recent_after(self, after: int) -> list[tuple[Message, frozenset[Key]]]:
         newer = []

@@ -67,6 +67,8 @@ class Caller:
     #: The rate buckets this request pays from: the agent's own, or (negative) its machine key's, which
     #: every name on that machine shares.
     bucket: int = 0
+    #: When the key stops working (None: never): a parked wait ends then.
+    expires_at: float | None = None
 
     def may_use(self, channel: str) -> bool:
         """DMs are the agent's own; a channel-limited key reaches only its channels."""

@@ -207,7 +207,12 @@ class PostgresStore(SQLStore):
         super().__init__(settings, PostgresEngine(settings.database_url, MIGRATIONS, bulk={sql.post: post_many}))
 
     async def start(self, subscriber: Subscriber) -> None:
-        await self.engine.start(subscriber, _fetch_posted, sql.high_water)
+        self.subscriber = subscriber
+        await self.engine.start(subscriber, _fetch_posted, sql.high_water, sql.revoked_keys)
+
+    async def _announce_revoked(self, key_ids: list[int]) -> None:
+        await super()._announce_revoked(key_ids)
+        await self.engine.announce_revoked(key_ids)
 
     async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
         available = await self.engine.direct(_spend, bucket, kind, *self.settings.rate_limit(kind))

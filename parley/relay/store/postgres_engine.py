@@ -50,6 +50,8 @@ Op = Callable[..., Coroutine[Any, Any, Any]]
 WRITE_LOCK = 0x7061726C6579  # "parley"
 MIGRATION_LOCK = WRITE_LOCK + 1
 CHANNEL = "parley_messages"
+#: A notification of revoked keys (``r:<id>,<id>``) rather than of messages, on the same channel.
+REVOKED = "r:"
 MAX_BATCH = 256
 MAX_REMEMBERED = 10_000
 #: Turns of the event loop a notification waits for this replica's writer to record a commit it has just made
@@ -148,6 +150,10 @@ def _commit(ids: list[int]) -> str:
     return f"SELECT pg_notify('{CHANNEL}', '{','.join(map(str, ids))}'); COMMIT" if ids else "COMMIT"
 
 
+async def _notify(tx: Tx, payload: str) -> None:
+    await tx.run(f"SELECT pg_notify('{CHANNEL}', :payload)", payload=payload)
+
+
 class _Redo(Exception):
     """A write of an unguarded batch failed: roll it back and run the batch with a savepoint per write."""
 
@@ -193,6 +199,7 @@ class PostgresEngine:
         subscriber: Subscriber,
         fetch: Callable[[Tx, list[int]], Coroutine[Any, Any, list[Posted]]],
         high_water: Callable[[Tx], Coroutine[Any, Any, int]],
+        revoked_keys: Callable[[Tx], Coroutine[Any, Any, list[int]]],
     ) -> None:
         await self._migrate()
         self._reads = AsyncConnectionPool(
@@ -210,7 +217,9 @@ class PostgresEngine:
         await self._rw.open(wait=True, timeout=30)
         self._tasks = [
             asyncio.create_task(self._write_loop(), name="parley-pg-writer"),
-            asyncio.create_task(self._listen_loop(subscriber, fetch, high_water), name="parley-pg-listener"),
+            asyncio.create_task(
+                self._listen_loop(subscriber, fetch, high_water, revoked_keys), name="parley-pg-listener"
+            ),
         ]
         await asyncio.wait_for(self.listening.wait(), timeout=30)
 
@@ -288,6 +297,11 @@ class PostgresEngine:
         raise AssertionError("unreachable")
 
     # -- the writer ---------------------------------------------------------------------------
+
+    async def announce_revoked(self, key_ids: list[int]) -> None:
+        """Tell every replica's listener that these keys were revoked (their waits and streams end)."""
+        payload = REVOKED + ",".join(str(int(key_id)) for key_id in key_ids)
+        await self.direct(_notify, payload)
 
     async def write(self, op: Op, /, *args: Any, **kwargs: Any) -> Any:
         if self._closed:
@@ -459,6 +473,7 @@ class PostgresEngine:
         subscriber: Subscriber,
         fetch: Callable[[Tx, list[int]], Coroutine[Any, Any, list[Posted]]],
         high_water: Callable[[Tx], Coroutine[Any, Any, int]],
+        revoked_keys: Callable[[Tx], Coroutine[Any, Any, list[int]]],
     ) -> None:
         delay = 0.1
         while not self._closed:
@@ -467,10 +482,14 @@ class PostgresEngine:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     # Listening again: whatever committed while we were away, waits must read.
                     self._mine.clear()
+                    subscriber.revoke(await self.read(revoked_keys))  # including any revoked while away
                     subscriber.resync(await self.read(high_water))
                     self.listening.set()
                     delay = 0.1
                     async for note in conn.notifies():
+                        if note.payload.startswith(REVOKED):
+                            subscriber.revoke(int(i) for i in note.payload.removeprefix(REVOKED).split(","))
+                            continue
                         ids = [int(i) for i in note.payload.split(",") if i]
                         for _ in range(WRITER_TURNS):  # the writer may have this very commit's answer queued
                             if all(i in self._mine for i in ids):

@@ -14,7 +14,7 @@ from parley.relay.models import Agent, Caller, KeyRecord, SearchHit
 from parley.relay.ratelimit import Budget, settle
 from parley.relay.settings import Settings
 from parley.relay.store import sql
-from parley.relay.store.base import Op, P, T
+from parley.relay.store.base import Op, P, Subscriber, T
 
 #: A search is stopped after this many seconds; at most SEARCHES run at once (the rest of the reads keep
 #: their threads and connections), and at most SEARCH_QUEUE wait or run before new ones are turned away.
@@ -59,6 +59,7 @@ class SQLStore:
         self._keys: dict[str, KeyRecord] = {}
         self._agents: dict[str, Agent] = {}
         self._full_machines: set[int] = set()  # machine keys at their agent limit (names are never removed)
+        self.subscriber: Subscriber | None = None
         self._search_slots = asyncio.Semaphore(SEARCHES)
         self._searches = 0
 
@@ -144,6 +145,13 @@ class SQLStore:
 
     async def revoke(self, target: str) -> int:
         revoked = await self.write(sql.revoke, target)
-        for digest in revoked:
+        for _, digest in revoked:
             self._keys.pop(digest, None)
+        if revoked:
+            await self._announce_revoked([key_id for key_id, _ in revoked])
         return len(revoked)
+
+    async def _announce_revoked(self, key_ids: list[int]) -> None:
+        """End the revoked keys' parked waits and streams (on every replica, where there are several)."""
+        if self.subscriber is not None:
+            self.subscriber.revoke(key_ids)

@@ -392,8 +392,9 @@ async def create_key(
     return _key(tx, row), secret
 
 
-async def revoke(tx: Tx, target: str) -> list[str]:
-    """Revoke by key, key prefix, key id, agent name (its agent keys) or machine name; the revoked hashes."""
+async def revoke(tx: Tx, target: str) -> list[tuple[int, str]]:
+    """Revoke by key, key prefix, key id, agent name (its agent keys) or machine name; the revoked keys' ids
+    and hashes."""
     rows = await tx.all(
         "UPDATE keys SET revoked_at = :now WHERE revoked_at IS NULL AND (key_hash = :digest OR prefix = :target"
         " OR agent_name = :target OR machine = :target OR CAST(id AS TEXT) = :target)"
@@ -408,7 +409,11 @@ async def revoke(tx: Tx, target: str) -> list[str]:
             key=row["id"],
             name=row["agent_name"],
         )
-    return [row["key_hash"] for row in rows]
+    return [(row["id"], row["key_hash"]) for row in rows]
+
+
+async def revoked_keys(tx: Tx) -> list[int]:
+    return [row["id"] for row in await tx.all("SELECT id FROM keys WHERE revoked_at IS NOT NULL")]
 
 
 async def list_keys(tx: Tx) -> list[KeyRecord]:
@@ -555,10 +560,12 @@ async def _insert_message(tx: Tx, caller: Caller, channel: Channel, draft: Draft
     if parent_id is not None and draft.answers:
         await tx.run(
             "UPDATE messages SET answered_by = :me WHERE id = :parent AND answered_by IS NULL AND author_id <> :me"
-            " AND expects_reply IN ('anyone', :my_name)",
+            " AND expects_reply IN ('anyone', :my_name) AND NOT EXISTS (SELECT 1 FROM claims WHERE"
+            " message_id = :parent AND agent_id <> :me AND expires_at > :now)",  # a live claim protects the answer
             me=caller.agent_id,
             parent=parent_id,
             my_name=caller.name,
+            now=now,
         )
     if channel.type == "dm":
         members = await tx.all("SELECT agent_id FROM memberships WHERE channel_id = :channel", channel=channel.id)

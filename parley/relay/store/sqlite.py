@@ -77,13 +77,12 @@ class SQLiteStore(SQLStore):
             on_commit=self._on_commit,
         )
         super().__init__(settings, engine)
-        self._subscriber: Subscriber | None = None
         self._lock = DataDirectoryLock(settings.data_dir)
         self._limits = {kind: RateLimiter(*settings.rate_limit(kind), kind) for kind in ("write", "read")}
 
     async def start(self, subscriber: Subscriber) -> None:
         self._lock.acquire()
-        self._subscriber = subscriber
+        self.subscriber = subscriber
         self.settings.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.engine.start()
 
@@ -92,8 +91,8 @@ class SQLiteStore(SQLStore):
         self._lock.release()
 
     def _on_commit(self, published: list[Posted]) -> None:
-        if self._subscriber is not None:
-            self._subscriber.publish(published)
+        if self.subscriber is not None:
+            self.subscriber.publish(published)
 
     async def spend(self, bucket: int, kind: Literal["read", "write"]) -> Budget:
         """In memory: one process holds every bucket."""
