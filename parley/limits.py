@@ -29,6 +29,8 @@ MAX_DESCRIPTION_CHARS = 500
 MAX_CLIENT_MSG_ID_CHARS = 128
 MAX_FILENAME_CHARS = 255
 MAX_MENTION_IDS = 100
+#: Downloads one key (or one machine key's names together) may have running on a relay at once.
+MAX_DOWNLOADS_PER_KEY = 4
 
 #: A sealed message's ciphertext (its content and metadata, encrypted; see ``parley.sealed``), in bytes.
 MAX_SEALED_BYTES = 262_144

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import Relay, assert_error, data, eventually, unique
+from conftest import Databases, Relay, RelayProcess, assert_error, data, eventually, unique
 
 
 def test_a_live_claim_protects_the_answer(relay: Relay) -> None:
@@ -135,3 +141,153 @@ def test_a_wait_ends_when_its_key_expires(relay: Relay) -> None:
     response = agent.http.get("/api/v1/events", params={"since": cursor, "wait": 20})
     assert_error(response, 401, "key_expired")
     assert response.elapsed.total_seconds() < 15  # ended at the expiry, not at the end of the wait
+
+
+_MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _mcp(http: httpx.Client, method: str, params: dict[str, object] | None = None) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
+    return http.post("/mcp", json=body, headers=_MCP_HEADERS)
+
+
+def test_mcp_offers_no_stream_and_every_request_pays(fresh_relay: Callable[..., Relay]) -> None:
+    relay = fresh_relay(read_burst=5, read_rate=0.01, write_burst=3, write_rate=0.01)
+    agent = relay.agent()
+    # No GET stream in stateless mode: nothing that outlives its request, its key or its budget.
+    with agent.http.stream("GET", "/mcp", headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 405
+        assert stream.read() and stream.json()["error"]["code"] == "method_not_allowed"
+    # initialize and tools/list pay a read each, like GET /api/v1/me would: the sixth is refused.
+    statuses = [_mcp(agent.http, "initialize").status_code] + [
+        _mcp(agent.http, "tools/list").status_code for _ in range(5)
+    ]
+    assert statuses[:5] == [200] * 5 and statuses[5] == 429, statuses
+    assert_error(_mcp(agent.http, "tools/list"), 429, "rate_limited")
+    # A tool call pays what its route costs: send_message spends writes (3), not reads.
+    sends = [
+        _mcp(agent.http, "tools/call", {"name": "send_message", "arguments": {"channel": unique("c"), "content": "x"}})
+        for _ in range(4)
+    ]
+    results = [response.json()["result"] for response in sends]
+    assert [result.get("isError", False) for result in results] == [False, False, False, True], results
+    assert "rate" in json.dumps(results[3]).lower()
+
+
+# -- downloads: streamed, bounded per key, stalled readers cut off ----------------------------------------------
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _stalled_download(url: str, key: str, file_id: str) -> socket.socket:
+    """A reader that asks for the file and never reads a byte (a tiny receive window)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    request = f"GET /api/v1/files/{file_id} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
+    sock.sendall(request.encode())
+    return sock
+
+
+def _stats(relay: RelayProcess) -> dict[str, Any]:
+    token = (relay.data_dir / "admin.token").read_text().strip()
+    return dict(data(httpx.get(f"{relay.url}/admin/stats", headers={"X-Admin-Token": token})))
+
+
+@pytest.fixture
+def file_relay(tmp_path: Path, backend: Databases | None) -> Iterator[RelayProcess]:
+    env = {"PARLEY_DATABASE_URL": backend.new()} if backend is not None else {}
+    running = RelayProcess.start(tmp_path / "data", env={**env, "PARLEY_DOWNLOAD_STALL_SECONDS": "60"})
+    yield running
+    running.stop()
+
+
+def test_forty_stalled_readers_of_a_10_mb_file_do_not_grow_the_relay(file_relay: RelayProcess) -> None:
+    keys = []
+    for _ in range(10):
+        name = unique("reader")
+        with file_relay.agent(name) as http:
+            keys.append(http.headers["Authorization"].removeprefix("Bearer "))
+    with file_relay.agent(unique("sharer")) as sharer:
+        content = base64.b64encode(os.urandom(TEN_MB)).decode()
+        body = {"channel": unique("files"), "filename": "big.bin", "content": content, "encoding": "base64"}
+        shared = data(sharer.post("/api/v1/files", json=body))["file"]
+        whole = sharer.get(f"/api/v1/files/{shared['id']}")  # one full download: the bytes come back intact
+        assert whole.status_code == 200 and len(whole.content) == TEN_MB
+        assert whole.headers["content-length"] == str(TEN_MB)
+    before = _rss_bytes(file_relay.process.pid)
+    readers = [_stalled_download(file_relay.url, key, shared["id"]) for key in keys for _ in range(4)]
+    try:
+        eventually(lambda: _stats(file_relay)["downloads"] == 40, timeout=30, what="40 downloads running")
+        # A fifth download of one key is refused while its four are running.
+        with httpx.Client(base_url=file_relay.url, headers={"Authorization": f"Bearer {keys[0]}"}) as fifth:
+            assert_error(fifth.get(f"/api/v1/files/{shared['id']}"), 429, "too_many_downloads")
+        grown = _rss_bytes(file_relay.process.pid) - before
+        assert grown < 50 * 1024 * 1024, f"the relay grew by {grown / 1e6:.0f} MB for 40 stalled readers"
+    finally:
+        for reader in readers:
+            reader.close()
+    eventually(lambda: _stats(file_relay)["downloads"] == 0, timeout=30, what="downloads ended with their readers")
+
+
+def test_a_stalled_reader_is_cut_off(fresh_relay: Callable[..., Relay]) -> None:
+    relay = fresh_relay(download_stall_seconds=1.0)
+    agent = relay.agent()
+    content = base64.b64encode(os.urandom(4 * 1024 * 1024)).decode()
+    body = {"channel": unique("files"), "filename": "big.bin", "content": content, "encoding": "base64"}
+    shared = data(agent.http.post("/api/v1/files", json=body))["file"]
+    reader = _stalled_download(relay.url, agent.key, shared["id"])
+    try:
+        eventually(lambda: relay.stats()["downloads"] == 1, what="the download running")
+        eventually(lambda: relay.stats()["downloads"] == 0, timeout=20, what="the stalled reader cut off")
+        # The relay closed the connection: what was sent, then the end.
+        reader.settimeout(10)
+        received = b""
+        while chunk := reader.recv(1 << 20):
+            received += chunk
+        assert 0 < len(received) < 4 * 1024 * 1024
+    finally:
+        reader.close()
+
+
+# -- uploads: checked before a byte is kept, nothing left by a refusal ------------------------------------------
+
+
+def _blobs(relay: Relay) -> int:
+    if relay.settings.database_url:
+        return int(relay.query("SELECT count(*) FROM blobs")[0][0])
+    return sum(1 for _ in relay.settings.files_dir.glob("*/*"))
+
+
+def test_refused_uploads_leave_nothing(relay: Relay) -> None:
+    owner, outsider = relay.agent(), relay.agent()
+    private = owner.private_channel()
+    archived = unique("old")
+    owner.post(archived, "soon archived")
+    with relay.admin() as admin:
+        data(admin.post(f"/admin/channels/{archived}/archive"))
+    sealed = data(owner.http.post("/api/v1/channels", json={"name": unique("vault"), "encrypted": True}))
+    before = _blobs(relay)
+    payload = base64.b64encode(os.urandom(64 * 1024)).decode()
+    attempts = [
+        (outsider, "POST", "/api/v1/files", {"channel": private}, 404),
+        (outsider, "POST", "/api/v1/files", {"channel": archived}, 409),
+        (owner, "POST", "/api/v1/files", {"channel": sealed["channel"]["name"]}, 422),
+        (outsider, "PUT", "/api/files", {"channel": private}, 404),
+        (outsider, "PUT", "/api/files", {"channel": archived}, 409),
+        (owner, "PUT", "/api/files", {"channel": sealed["channel"]["name"]}, 422),
+        (outsider, "POST", "/api/v1/files", {"channel": "dm:nobody+someone"}, 404),
+    ]
+    for who, method, path, fields, status in attempts:
+        body = {**fields, "filename": "x.bin", "content": payload, "encoding": "base64"}
+        assert_error(who.http.request(method, path, json=body), status)
+    assert _blobs(relay) == before
+

@@ -73,5 +73,7 @@ async def archive(relay: Admin, channel: Annotated[ChannelName, PathParam()]) ->
 @router.get("/stats", **answers(doc.Stats, operation_id="relay_stats"))
 async def stats(relay: Admin) -> JSONResponse:
     data = await relay.store.stats()
-    data.update(parked_waits=relay.hub.parked, wakeups=relay.hub.wakeups)
+    data.update(
+        parked_waits=relay.hub.parked, wakeups=relay.hub.wakeups, downloads=sum(relay.downloads.running.values())
+    )
     return ok(data)

@@ -17,6 +17,7 @@ from parley import limits
 from parley.relay import openapi as doc
 from parley.relay.api import file_response
 from parley.relay.context import Reader, Writer
+from parley.relay.store import sql
 from parley.relay.schemas import Body, ChannelName, PlainText, UploadFile
 from parley.relay.uploads import from_json
 
@@ -54,6 +55,6 @@ async def download(
     signed URLs, so the link works only with the same headers)."""
     if not url:
         return await file_response(agent, path)
-    await agent.relay.store.open_file(agent.caller, path)  # exists, and the caller may see it
+    await agent.relay.store.read(sql.file, agent.caller, path)  # exists, and the caller may see it
     link = f"{str(request.base_url).rstrip('/')}/api/v1/files/{path}"
     return JSONResponse({"signed_url": link, "url": link, "expires_in": None, "needs_key": True})

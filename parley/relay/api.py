@@ -21,6 +21,7 @@ from parley import limits
 from parley.relay import context, rules
 from parley.relay import openapi as doc
 from parley.relay.context import Agent, Reader, Writer, writer
+from parley.relay.downloads import FileStream
 from parley.relay.errors import BadRequest, RelayError, Unauthorized, Unprocessable
 from parley.relay.models import Draft, Page, Posted, iso
 from parley.relay.openapi import FILE_RESPONSE, UPLOAD_BODY, answers, json_body
@@ -454,7 +455,6 @@ async def upload_file(
     """Share a file (at most 10 MB): JSON {channel, filename, content, encoding}, a multipart form with a file
     part, or raw bytes with ?channel=&filename=."""
     channel, upload = await read_upload(request, channel, filename, message, announce)
-    upload = await agent.relay.store.read(sql.upload_for, agent.caller, channel, upload)  # before a byte is kept
     stored = await agent.relay.store.save_file(agent.caller, channel, upload)
     return ok({"file": stored.to_dict()}, status=201, budget=agent.budget, write=True)
 
@@ -467,7 +467,12 @@ async def download_file(agent: Reader, file_id: Annotated[PlainText, Path(max_le
 
 async def file_response(agent: Agent, file_id: str) -> Response:
     """A file's bytes, safe to open: dangerous types download as octet-stream, names encoded per RFC 6266."""
-    stored, data = await agent.relay.store.open_file(agent.caller, file_id)
+    end = agent.relay.downloads.start(agent.caller.bucket)
+    try:
+        stored, chunks = await agent.relay.store.open_file(agent.caller, file_id)
+    except BaseException:
+        end()
+        raise
     name = rules.safe_filename(stored.filename)  # names stored before they were cleaned on upload
     content_type = rules.content_type(stored.content_type, name)
     inline = content_type in _INLINE_TYPES
@@ -483,4 +488,7 @@ async def file_response(agent: Agent, file_id: str) -> Response:
         "X-Parley-Uploader": stored.uploader,
         **agent.budget.headers(),
     }
-    return Response(data, media_type=media_type, headers=headers)
+    stall = agent.relay.settings.download_stall_seconds
+    return FileStream(
+        chunks, size=stored.size, media_type=media_type, headers=headers, on_close=end, stall_seconds=stall
+    )

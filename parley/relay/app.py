@@ -24,7 +24,7 @@ from parley.relay import admin, agentchat, api, context, dashboard, docs, guide,
 from parley.relay.admin_token import load_or_create_admin_token
 from parley.relay.context import Relay
 from parley.relay.direct import DirectRoutes
-from parley.relay.errors import NotFound, PayloadTooLarge, RelayError
+from parley.relay.errors import MethodNotAllowed, NotFound, PayloadTooLarge, RelayError
 from parley.relay.hub import Hub
 from parley.relay.mcp_endpoint import McpEndpoint
 from parley.relay.metrics import Metrics, MetricsMiddleware
@@ -199,8 +199,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             f"no endpoint {request.method} {request.url.path}; GET / lists them", code="no_such_endpoint"
         )
     else:
-        failure = RelayError(str(exc.detail), code="method_not_allowed" if exc.status_code == 405 else "http_error")
+        failure = RelayError(str(exc.detail), code="http_error")
         failure.status = exc.status_code
+        if exc.status_code == 405:
+            failure = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
     return error(failure)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Header, Request
 
 from parley.relay import sessions
+from parley.relay.downloads import Downloads
 from parley.relay.errors import BadRequest, Unauthorized
 from parley.relay.hub import Hub
 from parley.relay.models import Caller
@@ -28,6 +29,7 @@ class Relay:
     admin_token: str
     #: Read marks still being written, per agent: that agent's next read waits for them.
     pending_marks: dict[int, asyncio.Future[None]] = dataclasses.field(default_factory=dict)
+    downloads: Downloads = dataclasses.field(default_factory=Downloads)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,11 @@ class NotFound(RelayError):
     code = "not_found"
 
 
+class MethodNotAllowed(RelayError):
+    status = 405
+    code = "method_not_allowed"
+
+
 class Conflict(RelayError):
     status = 409
     code = "conflict"

@@ -5,11 +5,16 @@ Stateless and JSON-answered, so any replica can take any request. The caller's k
 ``x-agent-api-key`` with ``x-agent-name``) is checked before MCP sees the request; each tool call then runs
 as the caller through the relay's own routes, in process (no socket), with the executor every other
 surface uses: same validation, limits, errors and boundary.
+
+Nothing here goes around the relay's limits: a stateless endpoint has no stream to offer, so ``GET`` is a
+405 (an open SSE stream per request would outlive its key and its budget); a tool call pays what its route
+costs, and every other request (``initialize``, ``tools/list``, a ping) pays a read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,12 +22,12 @@ import httpx
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.executors.async_http import AsyncExecutor
 from parley.mcp_server import build_server
 from parley.relay import context
-from parley.relay.errors import RelayError
+from parley.relay.errors import MethodNotAllowed, RelayError
 from parley.relay.responses import error
 
 LOOPBACK = "http://relay.internal"
@@ -64,9 +69,41 @@ class McpEndpoint:
         return AsyncExecutor(LOOPBACK, key, headers.get("x-agent-name"), client=self.loopback, sealing=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         try:
-            await context.authenticate(Request(scope, receive))
+            if request.method == "GET":
+                raise MethodNotAllowed(
+                    "this /mcp endpoint is stateless: POST JSON-RPC requests to it (no GET stream is offered)"
+                )
+            body = await request.body()
+            if _is_tool_call(body):
+                await context.authenticate(request)  # the tool's own route pays, as its REST call would
+            else:
+                await context.reader(request)
         except RelayError as exc:
             await error(exc)(scope, receive, send)
             return
-        await self.handler(scope, receive, send)
+        await self.handler(scope, _replay(body), send)
+
+
+def _is_tool_call(body: bytes) -> bool:
+    """One JSON-RPC ``tools/call`` (a batch, or anything else, pays a read at the door)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "tools/call"
+
+
+def _replay(body: bytes) -> Receive:
+    """The request body, read once at the door, handed on to MCP."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

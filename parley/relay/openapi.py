@@ -253,6 +253,7 @@ class Stats(BaseModel):
     high_water: int
     parked_waits: int
     wakeups: int
+    downloads: int
 
 
 class RateLimit(BaseModel):

@@ -51,6 +51,8 @@ class Settings:
     max_agents_per_machine: int = 20
     #: Seconds a connection may take to send (the rest of) a request before it is answered 408 and closed.
     read_timeout: float = 15.0
+    #: Seconds a download's reader may take nothing before its connection is closed.
+    download_stall_seconds: float = 30.0
     #: Open connections (parked waits included) beyond which new requests are answered 503.
     max_connections: int = 16_384
     #: Serve ``/metrics`` to anyone; by default it needs the admin token (it names routes and volumes).

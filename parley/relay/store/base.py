@@ -15,12 +15,15 @@ Semantics every store keeps (one shared test suite holds them to it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
 from parley.relay.store.dialect import Dialect
+
+#: A download is read from the store, and sent, this much at a time.
+FILE_CHUNK_BYTES = 256 * 1024
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,6 +86,12 @@ class Store(Protocol):
         ...
 
     async def search(self, caller: Caller, query: str, *, channel: str | None, limit: int) -> list[SearchHit]: ...
-    async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile: ...
-    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]: ...
+    async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:
+        """Check the upload completely (``sql.upload_for``), then keep its bytes and its record; a refused or
+        failed upload leaves nothing behind."""
+        ...
+
+    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
+        """A file the caller may see, and its bytes in chunks of at most ``FILE_CHUNK_BYTES`` (never whole)."""
+        ...
     async def stats(self) -> dict[str, Any]: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from parley.relay import rules
@@ -19,7 +19,7 @@ from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchH
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import sql
-from parley.relay.store.base import Row, Subscriber, Tx
+from parley.relay.store.base import FILE_CHUNK_BYTES, Row, Subscriber, Tx
 from parley.relay.store.postgres_engine import Bulk, PostgresEngine, notify_sql
 from parley.relay.store.postgres_schema import MIGRATIONS
 from parley.relay.store.shared import SEARCH_SECONDS, SQLStore, Taken, budget
@@ -179,6 +179,8 @@ async def _refusals(tx: Tx) -> int:
 
 
 async def _insert_blob_and_file(tx: Tx, caller: Caller, channel: str, upload: Upload) -> StoredFile:
+    """Bytes and record in one transaction (a refused upload leaves neither), checked before the bytes."""
+    upload = await sql.upload_for(tx, caller, channel, upload)
     await tx.run(
         "INSERT INTO blobs (sha256, data) VALUES (:sha256, :data) ON CONFLICT DO NOTHING",
         sha256=upload.sha256,
@@ -187,10 +189,16 @@ async def _insert_blob_and_file(tx: Tx, caller: Caller, channel: str, upload: Up
     return await sql.insert_file(tx, caller, channel, upload)
 
 
-async def _open_file(tx: Tx, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]:
-    stored = await sql.file(tx, caller, file_id)
-    row = await tx.one("SELECT data FROM blobs WHERE sha256 = :sha256", sha256=stored.sha256)
-    return stored, bytes(row["data"]) if row is not None else b""
+async def _blob_chunk(tx: Tx, sha256: str, start: int) -> bytes:
+    """``FILE_CHUNK_BYTES`` of a file's bytes from ``start`` (0-based); the column is stored uncompressed
+    (migration 5), so PostgreSQL reads only the chunk's own pages."""
+    row = await tx.one(
+        "SELECT substring(data FROM :start FOR :count) AS chunk FROM blobs WHERE sha256 = :sha256",
+        sha256=sha256,
+        start=start + 1,
+        count=FILE_CHUNK_BYTES,
+    )
+    return bytes(row["chunk"]) if row is not None else b""
 
 
 #: As in the SQLite store: the best-ranked among this many of the newest visible matches.
@@ -237,8 +245,16 @@ class PostgresStore(SQLStore):
     async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:
         return await self.write(_insert_blob_and_file, caller, channel, upload)
 
-    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]:
-        return await self.read(_open_file, caller, file_id)
+    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
+        stored = await self.read(sql.file, caller, file_id)
+        return stored, self._chunks(stored)
+
+    async def _chunks(self, stored: StoredFile) -> AsyncIterator[bytes]:
+        for start in range(0, stored.size, FILE_CHUNK_BYTES):
+            chunk = await self.read(_blob_chunk, stored.sha256, start)
+            if not chunk:
+                return
+            yield chunk
 
     async def stats(self) -> dict[str, Any]:
         counts = await self.read(sql.counts)

@@ -140,4 +140,11 @@ ALTER TABLE channels ADD COLUMN encrypted BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE messages ADD COLUMN sealed TEXT;
 """,
     ),
+    (
+        5,
+        """
+-- Downloads read a file a chunk at a time (substring): uncompressed, PostgreSQL reads only the chunk's pages.
+ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+""",
+    ),
 ]

@@ -479,19 +479,28 @@ async def register(tx: Tx, key: KeyRecord, name: str, *, most: int, welcome: tup
 # -- posting ------------------------------------------------------------------------------------
 
 
-async def _channel_for_post(tx: Tx, caller: Caller, name: str, now: float) -> Channel:
-    """The channel to post into, created on first post; the poster joins it.
-
-    The hot path (a member posting to a public channel) is one query."""
+async def _postable(tx: Tx, caller: Caller, name: str) -> tuple[str, Channel | None]:
+    """The channel's full name, and the channel if it exists (None: a public name that posting creates), or
+    the error that refuses a post there."""
     name = rules.resolve_channel(caller.name, name)
     access.check_scope(caller, name)
     found = await _lookup(tx, caller, name)
     if found is None and is_valid_name(name):  # only a public name is created by posting or joining
-        found = await _insert_channel(tx, caller, name, "", False, now)
+        return name, None
     if found is None or not _may_see(caller, found):
         raise _no_channel(name)
     if found.archived:
         raise Conflict(f"channel '{name}' is archived; it takes no new messages", code="channel_archived")
+    return name, found
+
+
+async def _channel_for_post(tx: Tx, caller: Caller, name: str, now: float) -> Channel:
+    """The channel to post into, created on first post; the poster joins it.
+
+    The hot path (a member posting to a public channel) is one query."""
+    name, found = await _postable(tx, caller, name)
+    if found is None:
+        return await _insert_channel(tx, caller, name, "", False, now)
     if not found.member:
         await _join(tx, caller.agent_id, found.id, now)
     return found
@@ -713,9 +722,15 @@ def _sealed_upload(channel: Channel, upload: Upload) -> Upload:
 
 
 async def upload_for(tx: Tx, caller: Caller, channel: str, upload: Upload) -> Upload:
-    """The upload as it will be stored, checked before its bytes are written anywhere."""
-    found = await _lookup(tx, caller, rules.resolve_channel(caller.name, channel))
-    return _sealed_upload(found, upload) if found is not None and _may_see(caller, found) else upload
+    """The upload as it will be stored, checked (channel, access, sealing) before its bytes are written
+    anywhere; ``insert_file`` checks again in the write that records it."""
+    _, found = await _postable(tx, caller, channel)
+    return _sealed_upload(found, upload) if found is not None else upload
+
+
+async def file_digests(tx: Tx) -> list[str]:
+    """The digests of every file's bytes."""
+    return [row["sha256"] for row in await tx.all("SELECT DISTINCT sha256 FROM files")]
 
 
 async def insert_file(tx: Tx, caller: Caller, channel: str, upload: Upload) -> StoredFile:

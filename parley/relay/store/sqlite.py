@@ -10,8 +10,9 @@ import asyncio
 import errno
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from parley.relay import rules
 from parley.relay.errors import InsufficientStorage, Unprocessable
@@ -19,7 +20,7 @@ from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget, RateLimiter
 from parley.relay.settings import Settings
 from parley.relay.store import sql
-from parley.relay.store.base import Subscriber, Tx
+from parley.relay.store.base import FILE_CHUNK_BYTES, Subscriber, Tx
 from parley.relay.store.lock import DataDirectoryLock
 from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
 from parley.relay.store.sqlite_engine import SQLiteEngine
@@ -63,6 +64,14 @@ async def _fts5_search(tx: Tx, caller: Caller, query: str, channel: str | None, 
     return hits
 
 
+async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, FILE_CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
+
+
 class SQLiteStore(SQLStore):
     """The default store."""
 
@@ -78,6 +87,7 @@ class SQLiteStore(SQLStore):
         )
         super().__init__(settings, engine)
         self._lock = DataDirectoryLock(settings.data_dir)
+        self._blob_locks = [asyncio.Lock() for _ in range(64)]  # by digest
         self._limits = {kind: RateLimiter(*settings.rate_limit(kind), kind) for kind in ("write", "read")}
 
     async def start(self, subscriber: Subscriber) -> None:
@@ -85,6 +95,8 @@ class SQLiteStore(SQLStore):
         self.subscriber = subscriber
         self.settings.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.engine.start()
+        referenced = set(await self.read(sql.file_digests))
+        await asyncio.to_thread(self._collect_orphans, referenced)
 
     async def close(self) -> None:
         await super().close()
@@ -107,10 +119,11 @@ class SQLiteStore(SQLStore):
     def _blob_path(self, digest: str) -> Path:
         return self.settings.files_dir / digest[:2] / digest
 
-    def _write_blob(self, digest: str, data: bytes) -> None:
+    def _write_blob(self, digest: str, data: bytes) -> bool:
+        """Keep the bytes under their digest; False if they were there already."""
         path = self._blob_path(digest)
         if path.exists():
-            return
+            return False
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
         try:
@@ -126,14 +139,35 @@ class SQLiteStore(SQLStore):
                     "the relay's disk is full; the file was not stored. Try again later", code="disk_full"
                 ) from exc
             raise
+        return True
 
     async def save_file(self, caller: Caller, channel: str, upload: Upload) -> StoredFile:
-        await asyncio.to_thread(self._write_blob, upload.sha256, upload.data)
-        return await self.write(sql.insert_file, caller, channel, upload)
+        """Bytes first (a record never names missing bytes), after every check a read can make; bytes this
+        upload wrote are removed again if its record is refused. One upload of a digest at a time, so a
+        refused one never removes bytes another has just recorded."""
+        upload = await self.read(sql.upload_for, caller, channel, upload)
+        async with self._blob_locks[int(upload.sha256[:8], 16) % len(self._blob_locks)]:
+            wrote = await asyncio.to_thread(self._write_blob, upload.sha256, upload.data)
+            try:
+                return await self.write(sql.insert_file, caller, channel, upload)
+            except BaseException:
+                if wrote:
+                    await asyncio.to_thread(self._blob_path(upload.sha256).unlink, missing_ok=True)
+                raise
 
-    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, bytes]:
+    async def open_file(self, caller: Caller, file_id: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
         stored = await self.read(sql.file, caller, file_id)
-        return stored, await asyncio.to_thread(self._blob_path(stored.sha256).read_bytes)
+        handle = await asyncio.to_thread(self._blob_path(stored.sha256).open, "rb")
+        return stored, _chunks(handle)
+
+    def _collect_orphans(self, referenced: set[str]) -> int:
+        """Remove bytes no file record names, and partial writes (at start, before any upload runs)."""
+        removed = 0
+        for path in self.settings.files_dir.glob("*/*"):
+            if path.name.endswith(".part") or path.name not in referenced:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     async def stats(self) -> dict[str, Any]:
         refusals = sum(limiter.refusals for limiter in self._limits.values())
