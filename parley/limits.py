@@ -29,6 +29,10 @@ MAX_DESCRIPTION_CHARS = 500
 MAX_CLIENT_MSG_ID_CHARS = 128
 MAX_FILENAME_CHARS = 255
 MAX_MENTION_IDS = 100
+#: Invitations to channels (``add_member``) one agent may have waiting for an answer.
+MAX_PENDING_INVITATIONS = 100
+#: Channels a board shows at once (``check_board``; ``after`` pages on).
+BOARD_CHANNELS = 50
 #: Downloads one key (or one machine key's names together) may have running on a relay at once.
 MAX_DOWNLOADS_PER_KEY = 4
 

@@ -81,8 +81,9 @@ def test_private_channel_is_for_members_only(relay: Relay) -> None:
     )
     assert_error(eve.http.post("/api/v1/channels", json={"name": channel}), 403, "not_your_namespace")
     assert_error(eve.http.post(f"/api/v1/channels/{channel}/join"), 404, "channel_not_found")
-    # A member adds bob; now he reads it, and eve still cannot.
+    # A member invites bob, who accepts by joining; now he reads it, and eve still cannot.
     data(alice.http.post(f"/api/v1/channels/{channel}/members", json={"agent": bob.name}))
+    data(bob.http.post("/api/v1/channels", json={"name": channel}))
     assert bob.read(channel)["messages"][0]["id"] == secret["id"]
     assert_error(
         eve.http.post(f"/api/v1/channels/{channel}/members", json={"agent": eve.name}), 404, "channel_not_found"

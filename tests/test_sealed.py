@@ -238,8 +238,9 @@ def test_a_missing_or_wrong_key_and_a_missing_extra_give_clear_errors(
 ) -> None:
     alice, bob, carol = trio
     channel = sealed_channel(alice)
-    alice.client.add_member(channel, bob.name)
-    alice.client.add_member(channel, carol.name)
+    for guest in (bob, carol):
+        alice.client.add_member(channel, guest.name)
+        data(guest.agent.http.post("/api/v1/channels", json={"name": channel}))  # accepts, without the key
     alice.client.post(channel, "for key holders only")
     # bob has no key at all; carol holds a wrong one (a key of the same channel name, never its key).
     carol.keyring.add(channel, os.urandom(32))
@@ -500,6 +501,7 @@ def test_the_command_line_creates_shares_joins_and_rotates(
     capsys.readouterr()
 
     as_(bob)
+    data(bob.http.post("/api/v1/channels", json={"name": channel}))  # accepts the invitation, without the key
     assert main(["read", channel]) == 0
     assert "sealed message not opened (missing_key)" in capsys.readouterr().out
     assert main(["join", shared]) == 0

@@ -291,3 +291,61 @@ def test_refused_uploads_leave_nothing(relay: Relay) -> None:
         assert_error(who.http.request(method, path, json=body), status)
     assert _blobs(relay) == before
 
+
+
+# -- membership: nobody is put in a channel without consent; the board stays bounded ----------------------------
+
+
+def test_adding_an_agent_invites_it_and_only_joining_accepts(relay: Relay) -> None:
+    alice, bob, mallory = relay.agent(), relay.agent(), relay.agent()
+    private = alice.private_channel()
+    alice.post(private, "the plan")
+    invited = data(alice.http.post(f"/api/v1/channels/{private}/members", json={"agent": bob.name}))
+    assert (invited["invited"], invited["member"]) == (True, False)
+    # Invited is not a member: nothing of the channel reaches bob until he joins.
+    assert private not in [c["channel"] for c in bob.get("/api/v1/board")["channels"]]
+    assert [(i["channel"], i["from"]) for i in bob.get("/api/v1/board")["invitations"]] == [(private, alice.name)]
+    assert_error(bob.http.get("/api/v1/messages", params={"channel": private}), 404, "channel_not_found")
+    joined = data(bob.http.post(f"/api/v1/channels/{private}/join"))
+    assert joined["joined"] is True and bob.read(private)["messages"][0]["content"] == "the plan"
+    assert bob.get("/api/v1/board")["invitations"] == []
+    again = data(alice.http.post(f"/api/v1/channels/{private}/members", json={"agent": bob.name}))
+    assert (again["invited"], again["member"]) == (False, True)
+    # Declining: leaving a channel one is only invited to.
+    other = mallory.private_channel()
+    data(mallory.http.post(f"/api/v1/channels/{other}/members", json={"agent": bob.name}))
+    assert data(bob.http.post(f"/api/v1/channels/{other}/leave"))["left"] is False
+    assert bob.get("/api/v1/board")["invitations"] == []
+    assert_error(bob.http.post(f"/api/v1/channels/{other}/join"), 404, "channel_not_found")
+
+
+def test_a_flood_of_invitations_does_not_reach_the_board(relay: Relay) -> None:
+    victim, mallory = relay.agent(), relay.agent()
+    before = victim.get("/api/v1/board")
+    statuses = []
+    for _ in range(105):
+        channel = unique("spam")
+        mallory.post(channel, "join me")
+        statuses.append(mallory.http.post(f"/api/v1/channels/{channel}/members", json={"agent": victim.name}))
+    assert all(response.status_code == 200 for response in statuses[:100])
+    assert_error(statuses[100], 409, "too_many_invitations")
+    board = victim.get("/api/v1/board")
+    assert board["channels"] == before["channels"]  # not one channel the victim did not choose
+    assert len(board["invitations"]) == 20
+
+
+def test_the_board_is_a_page_of_channels_with_a_way_to_see_more(relay: Relay) -> None:
+    agent = relay.agent()
+    mine = sorted(unique(f"c{i:03d}") for i in range(120))
+    for channel in mine:
+        agent.post(channel, "x")
+    seen: list[str] = []
+    after = None
+    while True:
+        board = agent.get("/api/v1/board", **({"after": after} if after else {}))
+        assert len(board["channels"]) <= 50
+        seen += [c["channel"] for c in board["channels"]]
+        after = board["next_after"]
+        if after is None:
+            break
+    assert [name for name in seen if name in set(mine)] == mine  # every channel once, in order

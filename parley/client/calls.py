@@ -197,8 +197,8 @@ def me() -> Call[r.Me]:
     return Call("GET", "/api/v1/me", _as(r.Me.from_dict))
 
 
-def board() -> Call[r.Board]:
-    return Call("GET", "/api/v1/board", _as(r.Board.from_dict))
+def board(after: str | None = None) -> Call[r.Board]:
+    return Call("GET", "/api/v1/board", _as(r.Board.from_dict), {"after": after})
 
 
 def channels(type: str | None = None) -> Call[list[r.Channel]]:
@@ -220,7 +220,8 @@ def leave(channel: str) -> Call[bool]:
 
 
 def add_member(channel: str, agent: str) -> Call[bool]:
-    return Call("POST", f"/api/v1/channels/{_seg(channel)}/members", _as(bool, "added"), json={"agent": agent})
+    """Invite ``agent`` (True: a new invitation); it is a member once it joins the channel."""
+    return Call("POST", f"/api/v1/channels/{_seg(channel)}/members", _as(bool, "invited"), json={"agent": agent})
 
 
 def post(

@@ -135,6 +135,10 @@ class Board:
     unread_mentions: int
     mentions: list[Mention]
     cursor: int
+    #: More channels follow: ``board(after=next_after)`` (None: this was the last page).
+    next_after: str | None = None
+    #: Channels you were invited to (channel, from): ``join`` accepts, ``leave`` declines.
+    invitations: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Board:
@@ -145,6 +149,8 @@ class Board:
             unread_mentions=int(d["unread_mentions"]),
             mentions=[Mention.from_dict(m) for m in d["mentions"]],
             cursor=int(d["cursor"]),
+            next_after=d.get("next_after"),
+            invitations=[(i["channel"], i["from"]) for i in d.get("invitations", ())],
         )
 
 

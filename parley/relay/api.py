@@ -174,9 +174,10 @@ async def me(agent: Reader) -> JSONResponse:
 
 
 @router.get("/board", **answers(doc.Board, operation_id="check_board"))
-async def board(agent: Reader) -> JSONResponse:
-    """Your channels with unread counts and latest message, open questions for you, unread mentions."""
-    found = await agent.relay.store.read(sql.board, agent.caller)
+async def board(agent: Reader, after: OptionalChannel = None) -> JSONResponse:
+    """Your channels with unread counts and latest message (50 at a time: ?after= the answer's next_after),
+    open questions for you, unread mentions, invitations to answer."""
+    found = await agent.relay.store.read(sql.board, agent.caller, after=after)
     return ok(found.to_dict(), budget=agent.budget)
 
 
@@ -202,9 +203,10 @@ async def create_channel(agent: Writer, body: CreateChannel) -> JSONResponse:
 
 @router.post("/channels/{channel}/members", **answers(doc.MemberAdded, operation_id="add_member"))
 async def add_member(agent: Writer, channel: Annotated[ChannelName, Path()], body: AddMember) -> JSONResponse:
-    """Add an agent {agent} to a channel (members of a private channel only)."""
-    added = await agent.relay.store.write(sql.add_member, agent.caller, channel, body.agent)
-    return ok({"channel": channel, "agent": body.agent, "added": added}, budget=agent.budget, write=True)
+    """Invite an agent {agent} to a channel (a private one: its members only); it is a member once it joins."""
+    invited, member = await agent.relay.store.write(sql.add_member, agent.caller, channel, body.agent)
+    data = {"channel": channel, "agent": body.agent, "invited": invited, "member": member}
+    return ok(data, budget=agent.budget, write=True)
 
 
 @router.post("/channels/{channel}/join", **answers(doc.Joined, operation_id="join_channel_by_name"))

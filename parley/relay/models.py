@@ -243,16 +243,33 @@ class Board:
     unread_mentions: int
     mentions: list[Mention]
     cursor: int
+    #: More channels follow: pass this as ``after`` for the next page (None: this was the last).
+    next_after: str | None = None
+    invitations: list[Invitation] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "agent": self.agent,
             "channels": [channel.to_dict() for channel in self.channels],
+            "next_after": self.next_after,
             "open_questions": [question.to_dict() for question in self.open_questions],
             "unread_mentions": self.unread_mentions,
             "mentions": [mention.to_dict() for mention in self.mentions],
+            "invitations": [invitation.to_dict() for invitation in self.invitations],
             "cursor": self.cursor,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Invitation:
+    """An invitation to a channel, waiting for its agent to join (accept) or leave (decline) it."""
+
+    channel: str
+    inviter: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "from": self.inviter, "created_at": iso(self.created_at)}
 
 
 @dataclasses.dataclass(frozen=True)

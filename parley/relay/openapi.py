@@ -93,12 +93,22 @@ class Mention(BaseModel):
     client_msg_id: str | None = None
 
 
+class Invitation(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    channel: str
+    from_: str = Field(alias="from")
+    created_at: str
+
+
 class Board(BaseModel):
     agent: str
     channels: list[Unread]
+    next_after: str | None = Field(description="more channels: pass as after= for the next page")
     open_questions: list[Question]
     unread_mentions: int
     mentions: list[Mention]
+    invitations: list[Invitation] = Field(description="join the channel to accept, leave it to decline")
     cursor: int
 
 
@@ -142,7 +152,8 @@ class Left(BaseModel):
 class MemberAdded(BaseModel):
     channel: str
     agent: str
-    added: bool
+    invited: bool = Field(description="a new invitation: the agent is a member once it joins")
+    member: bool = Field(description="the agent is a member already")
 
 
 class Claimed(BaseModel):

@@ -17,9 +17,10 @@ _QUESTION = Param("message_id", "integer", "The question's id.", required=True)
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "check_board",
-        "Start here: your channels, unread counts, open questions for you, mentions, a cursor.",
+        "Start here: your channels, unread counts, open questions for you, mentions, invitations, a cursor.",
         "GET",
         "/api/v1/board",
+        (Param("after", "string", "The next_after of the previous answer: more of your channels."),),
     ),
     Tool(
         "list_channels",

@@ -147,4 +147,19 @@ ALTER TABLE messages ADD COLUMN sealed TEXT;
 ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
 """,
     ),
+    (
+        6,
+        """
+-- Adding an agent to a channel invites it: it is a member only once it joins (nobody is put in a channel
+-- without consent); an inviter has a bounded number of invitations unanswered.
+CREATE TABLE invitations (
+    agent_id BIGINT NOT NULL REFERENCES agents (id),
+    channel_id BIGINT NOT NULL REFERENCES channels (id),
+    inviter_id BIGINT NOT NULL REFERENCES agents (id),
+    created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (agent_id, channel_id)
+);
+CREATE INDEX invitations_inviter ON invitations (inviter_id);
+""",
+    ),
 ]

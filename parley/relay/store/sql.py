@@ -14,10 +14,12 @@ import secrets
 import time
 from typing import Any
 
+from parley import limits
 from parley.limits import is_valid_name
 from parley.relay import access, rules
 from parley.relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from parley.relay.models import (
+    Invitation,
     Agent,
     Board,
     Caller,
@@ -147,7 +149,21 @@ async def _join(tx: Tx, agent_id: int, channel_id: int, now: float) -> bool:
         channel=channel_id,
         now=now,
     )
+    if joined == 1:  # an invitation is answered by joining
+        await tx.run(_FORGET_INVITATION, agent=agent_id, channel=channel_id)
     return joined == 1
+
+
+_FORGET_INVITATION = "DELETE FROM invitations WHERE agent_id = :agent AND channel_id = :channel"
+
+
+async def _invited(tx: Tx, caller: Caller, channel: Channel) -> bool:
+    row = await tx.one(
+        "SELECT 1 FROM invitations WHERE agent_id = :me AND channel_id = :channel",
+        me=caller.agent_id,
+        channel=channel.id,
+    )
+    return row is not None
 
 
 def known_agents(tx: Tx, caller: Caller) -> str:
@@ -240,11 +256,11 @@ async def create_channel(
     access.check_scope(caller, name)
     now = time.time()
     found = await _lookup(tx, caller, name)
-    if found is None or not _may_see(caller, found):
+    if found is None or not (_may_see(caller, found) or await _invited(tx, caller, found)):
         if owner not in (None, caller.name):  # another's private channel is joined only by its members
             raise Forbidden(
                 f"'{name}' is in {owner}'s namespace; your private channels are named '{caller.name}~<name>'"
-                " (a member of theirs can add you to it)",
+                " (a member of theirs can invite you to it: add_member)",
                 code="not_your_namespace",
             )
         if found is not None:
@@ -262,14 +278,36 @@ async def create_channel(
     return found, False
 
 
-async def add_member(tx: Tx, caller: Caller, channel_name: str, agent: str) -> bool:
-    """Add ``agent`` to a channel; False if it was already a member."""
+async def add_member(tx: Tx, caller: Caller, channel_name: str, agent: str) -> tuple[bool, bool]:
+    """Invite ``agent`` to a channel: it is a member once it joins (``join_channel``), never before, so nobody
+    is put in a channel (and on a board) without consent. (invited, already a member)."""
     found = await channel(tx, caller, channel_name)
     if found.type == "dm":
         raise Forbidden("a direct-message conversation has exactly its two agents", code="dm_members_fixed")
     if found.private and not found.member:
-        raise Forbidden(f"only members of '{channel_name}' can add members", code="not_a_member")
-    return await _join(tx, await _agent_id(tx, caller, agent), found.id, time.time())
+        raise Forbidden(f"only members of '{channel_name}' can invite others to it", code="not_a_member")
+    target = await _agent_id(tx, caller, agent)
+    member = await tx.one(
+        "SELECT 1 FROM memberships WHERE agent_id = :agent AND channel_id = :channel", agent=target, channel=found.id
+    )
+    if member is not None:
+        return False, True
+    pending = await _one(tx, "SELECT count(*) AS n FROM invitations WHERE inviter_id = :me", me=caller.agent_id)
+    if pending["n"] >= limits.MAX_PENDING_INVITATIONS:
+        raise Conflict(
+            f"you have {pending['n']} invitations nobody has answered yet (at most {limits.MAX_PENDING_INVITATIONS});"
+            " wait for answers before inviting more",
+            code="too_many_invitations",
+        )
+    invited = await tx.run(
+        "INSERT INTO invitations (agent_id, channel_id, inviter_id, created_at) VALUES (:agent, :channel, :me, :now)"
+        " ON CONFLICT DO NOTHING",
+        agent=target,
+        channel=found.id,
+        me=caller.agent_id,
+        now=time.time(),
+    )
+    return invited == 1, False
 
 
 async def archive_channel(tx: Tx, name: str) -> Channel:
@@ -287,7 +325,16 @@ async def join_channel(tx: Tx, caller: Caller, name: str) -> tuple[Channel, bool
 
 
 async def leave_channel(tx: Tx, caller: Caller, name: str) -> bool:
-    """Leave a channel: events stop delivering it (an @mention still arrives). False if not a member."""
+    """Leave a channel: events stop delivering it (an @mention still arrives). False if not a member.
+    Leaving a channel one is only invited to declines the invitation."""
+    name = rules.resolve_channel(caller.name, name)
+    invitation = await tx.run(
+        "DELETE FROM invitations WHERE agent_id = :me AND channel_id IN (SELECT id FROM channels WHERE name = :name)",
+        me=caller.agent_id,
+        name=name,
+    )
+    if invitation:
+        return False
     found = await channel(tx, caller, name)
     if found.type == "dm":
         raise Forbidden("a direct-message conversation cannot be left", code="dm_members_fixed")
@@ -487,7 +534,7 @@ async def _postable(tx: Tx, caller: Caller, name: str) -> tuple[str, Channel | N
     found = await _lookup(tx, caller, name)
     if found is None and is_valid_name(name):  # only a public name is created by posting or joining
         return name, None
-    if found is None or not _may_see(caller, found):
+    if found is None or not (_may_see(caller, found) or await _invited(tx, caller, found)):
         raise _no_channel(name)
     if found.archived:
         raise Conflict(f"channel '{name}' is archived; it takes no new messages", code="channel_archived")
@@ -1008,15 +1055,22 @@ async def mentions(tx: Tx, caller: Caller, *, unread_only: bool, limit: int) -> 
     return [Mention(id=row["mention_id"], message=message(tx, row), read=bool(row["read"])) for row in rows]
 
 
-async def board(tx: Tx, caller: Caller) -> Board:
-    """The caller's channels with unread counts, open questions for it, and its unread mentions."""
+async def board(tx: Tx, caller: Caller, *, after: str | None = None) -> Board:
+    """The caller's channels with unread counts (a page of ``BOARD_CHANNELS`` by name, after ``after``), open
+    questions for it, its unread mentions and the invitations it has not answered: bounded, however many
+    channels it is in."""
     params = who(tx, caller)
     channels = []
-    for row in await tx.all(
+    rows = await tx.all(
         f"SELECT c.*, ms.last_read_id FROM memberships ms JOIN channels c ON c.id = ms.channel_id"
-        f" WHERE ms.agent_id = :me AND NOT c.archived AND {in_scope(tx, caller)} ORDER BY c.name",
+        f" WHERE ms.agent_id = :me AND NOT c.archived AND {in_scope(tx, caller)} AND c.name > :after"
+        " ORDER BY c.name LIMIT :page",
         **params,
-    ):
+        after=after or "",
+        page=limits.BOARD_CHANNELS + 1,
+    )
+    more = len(rows) > limits.BOARD_CHANNELS
+    for row in rows[: limits.BOARD_CHANNELS]:
         unread = await _one(
             tx,
             "SELECT count(*) AS n FROM messages WHERE channel_id = :channel AND id > :last AND author_id <> :me",
@@ -1063,7 +1117,20 @@ async def board(tx: Tx, caller: Caller) -> Board:
         unread_mentions=unread_mentions["n"],
         mentions=await mentions(tx, caller, unread_only=True, limit=10),
         cursor=await high_water(tx),
+        next_after=channels[-1].channel.name if more else None,
+        invitations=await _invitations(tx, caller),
     )
+
+
+async def _invitations(tx: Tx, caller: Caller) -> list[Invitation]:
+    """The newest invitations the caller has not answered (join the channel to accept, leave it to decline)."""
+    rows = await tx.all(
+        "SELECT c.name AS channel, a.name AS inviter, i.created_at FROM invitations i"
+        " JOIN channels c ON c.id = i.channel_id JOIN agents a ON a.id = i.inviter_id"
+        f" WHERE i.agent_id = :me AND NOT c.archived AND {in_scope(tx, caller)} ORDER BY i.created_at DESC LIMIT 20",
+        **who(tx, caller),
+    )
+    return [Invitation(row["channel"], row["inviter"], row["created_at"]) for row in rows]
 
 
 async def agents(tx: Tx, caller: Caller, *, channel_name: str | None) -> list[Seen]:

@@ -118,4 +118,19 @@ ALTER TABLE channels ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN sealed TEXT;
 """,
     ),
+    (
+        4,
+        """
+-- Adding an agent to a channel invites it: it is a member only once it joins (nobody is put in a channel
+-- without consent); an inviter has a bounded number of invitations unanswered.
+CREATE TABLE invitations (
+    agent_id INTEGER NOT NULL REFERENCES agents (id),
+    channel_id INTEGER NOT NULL REFERENCES channels (id),
+    inviter_id INTEGER NOT NULL REFERENCES agents (id),
+    created_at REAL NOT NULL,
+    PRIMARY KEY (agent_id, channel_id)
+);
+CREATE INDEX invitations_inviter ON invitations (inviter_id);
+""",
+    ),
 ]
