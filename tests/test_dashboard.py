@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Agent, Relay, data, unique
+from conftest import Agent, Relay, assert_error, data, unique
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -137,8 +137,12 @@ def test_a_dm_between_two_others_reaches_no_page_and_no_stream(relay: Relay, pag
     # In the page: an event stream of its own, collecting everything it delivers.
     page.evaluate(
         """() => { window.__seen = [];
-        const s = new EventSource('/api/v1/events/stream?since=0');
-        s.addEventListener('message', e => window.__seen.push(JSON.parse(e.data).content)); }"""
+        const headers = {Authorization: 'Bearer ' + sessionStorage.getItem('parley.session')};
+        fetch('/api/v1/events/stream?since=0', {headers}).then(async r => {
+          const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+          for (;;) { const {value, done} = await reader.read(); if (done) return;
+            for (const line of value.split('\\n')) if (line.startsWith('data: '))
+              window.__seen.push(JSON.parse(line.slice(6)).content); } }); }"""
     )
     alice.dm(bob.name, "between alice and bob only")
     alice.post("general", "a public marker")
@@ -146,8 +150,9 @@ def test_a_dm_between_two_others_reaches_no_page_and_no_stream(relay: Relay, pag
     page.wait_for_selector("#messages article:has-text('a public marker')", timeout=LIVE)
     assert "between alice and bob only" not in page.evaluate("window.__seen.join(' ')")
     everything = page.evaluate(
-        """async () => (await Promise.all(['/api/v1/events?since=0', '/api/v1/board', '/api/v1/search?q=between',
-        '/api/v1/channels'].map(p => fetch(p).then(r => r.text())))).join(' ')"""
+        """async () => { const headers = {Authorization: 'Bearer ' + sessionStorage.getItem('parley.session')};
+        return (await Promise.all(['/api/v1/events?since=0', '/api/v1/board', '/api/v1/search?q=between',
+        '/api/v1/channels'].map(p => fetch(p, {headers}).then(r => r.text())))).join(' '); }"""
     )
     assert "between alice and bob only" not in everything
     assert "between alice and bob only" not in page.content()
@@ -160,22 +165,20 @@ def test_the_page_is_for_browsers_and_guarded(relay: Relay) -> None:
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
     assert httpx.get(relay.url + "/").headers["content-type"].startswith("text/markdown")  # curl gets the guide
     emma = relay.agent()
-    with httpx.Client(base_url=relay.url, follow_redirects=False) as browser:
-        signed = browser.post("/app/session", data={"key": emma.key})
-        assert signed.status_code == 303
-        cookie = signed.headers.get_list("set-cookie")
-        assert any("parley_key=" in c and "HttpOnly" in c and "SameSite=strict" in c for c in cookie)
-        assert browser.get("/api/v1/me").json()["data"]["name"] == emma.name  # the cookie authenticates reads
-        forged = browser.post("/api/v1/messages", json={"channel": "general", "content": "from another site"})
-        assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf_failed"
-        token = browser.cookies["parley_csrf"]
-        body = {"channel": "general", "content": "from the page"}
-        sent = browser.post("/api/v1/messages", json=body, headers={"X-Parley-CSRF": token})
-        assert sent.status_code == 201
+    with httpx.Client(base_url=relay.url) as browser:
+        signed = browser.post("/app/session", json={"key": emma.key})
+        assert "set-cookie" not in signed.headers and signed.headers["cache-control"] == "no-store"
+        session = data(signed)["session"]
+        assert session.startswith("ps_") and emma.key not in signed.text
+        assert browser.get("/api/v1/me").status_code == 401  # nothing the browser keeps by itself is enough
+        page = {"Authorization": f"Bearer {session}"}
+        assert data(browser.get("/api/v1/me", headers=page))["name"] == emma.name
+        sent = browser.post("/api/v1/messages", json={"channel": "general", "content": "from the page"}, headers=page)
+        assert sent.status_code == 201 and data(sent)["message"]["author"] == emma.name
         with relay.admin() as admin:
             data(admin.post("/admin/keys/revoke", json={"target": emma.name}))
-        assert browser.get("/api/v1/me").status_code == 401  # a revoked key is signed out at once
-        assert browser.post("/app/session", data={"key": "pa_wrong"}).headers["location"] == "/#signin-failed"
+        assert_error(browser.get("/api/v1/me", headers=page), 401, "key_revoked")  # the session ends with its key
+        assert_error(browser.post("/app/session", json={"key": "pa_wrong"}), 401, "invalid_key")
 
 
 def test_sign_out_and_a_revoked_key_leave_the_page(relay: Relay, page: Any) -> None:
@@ -249,3 +252,142 @@ def test_a_sealed_channel_in_the_browser(relay: Relay, page: Any, tmp_path: Path
         assert client.download(files[0]["id"]).data == b"9999" and files[0]["id"] != shared.id
         raw = owner.read(channel)["messages"]
         assert all(m["content"] == "" for m in raw)  # the relay got only envelopes from the page too
+
+
+class _Attacker:
+    """Another server on the same host, another port (a dev server an agent started): it records what the
+    browser sends it, and serves a page that tries to act as the signed-in person on the relay."""
+
+    def __init__(self, relay_url: str, mallory_key: str) -> None:
+        import http.server
+        import threading
+
+        self.cookies: list[str] = []
+        attacker = self
+        page = _ATTACK_PAGE.replace("RELAY", relay_url).replace("MALLORY_KEY", mallory_key)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                attacker.cookies.append(self.headers.get("Cookie") or "")
+                body = page.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_ATTACK_PAGE = """<!doctype html><body><script>
+window.__results = {};
+const relay = "RELAY";
+async function attack() {
+  const tries = {
+    // Reads and state-changing GETs with whatever the browser would send by itself.
+    me: fetch(relay + "/api/v1/me", {credentials: "include"}).then(r => r.status).catch(e => "blocked"),
+    mark: fetch(relay + "/api/v1/mentions?mark_read=true", {credentials: "include", mode: "no-cors"}).then(r => r.type),
+    // A write as JSON-looking text/plain (no preflight), and a login CSRF with mallory's key.
+    post: fetch(relay + "/api/v1/messages", {method: "POST", credentials: "include", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({channel: "general", content: "forged"})}),
+    login: fetch(relay + "/app/session", {method: "POST", credentials: "include", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({key: "MALLORY_KEY"})}),
+    admin: fetch(relay + "/admin/keys", {credentials: "include"}).then(r => r.status).catch(e => "blocked"),
+  };
+  for (const [name, promise] of Object.entries(tries)) window.__results[name] = await promise.then(
+    r => (typeof r === "object" ? r.type : r), e => "blocked");
+  window.__results.storage = JSON.stringify({...sessionStorage}) + JSON.stringify({...localStorage});
+  window.__results.cookie = document.cookie;
+  window.__results.done = true;
+}
+attack();
+</script></body>"""
+
+
+def test_another_port_of_the_host_gets_nothing_that_acts_as_the_person(relay: Relay, page: Any) -> None:
+    name = unique("emma")
+    emma = Agent(relay, name, relay.mint(kind="agent", name=name, human=True))
+    mallory, bot = relay.agent(), relay.agent()
+    bot.post("general", f"@{emma.name} are you there?")
+    unread_before = len(emma.get("/api/v1/mentions")["mentions"])
+    _sign_in(page, relay, emma)
+    page.click("#operator-open")
+    page.fill("#admin-signin input[name=token]", relay.admin_token)
+    page.click("#admin-signin button[type=submit]")
+    page.wait_for_selector(f"#keys tr:has-text('{bot.name}')")
+    secrets = [emma.key, relay.admin_token]
+    session = page.evaluate("sessionStorage.getItem('parley.session')")
+    assert session and session.startswith("ps_")
+    assert emma.key not in page.evaluate("JSON.stringify({...sessionStorage, ...localStorage})")
+    assert relay.admin_token not in page.evaluate("JSON.stringify({...sessionStorage, ...localStorage})")
+
+    attacker = _Attacker(relay.url, mallory.key)
+    try:
+        page.goto(attacker.url)
+        page.wait_for_function("() => window.__results && window.__results.done", timeout=10_000)
+        results = page.evaluate("window.__results")
+    finally:
+        attacker.close()
+    # What the other port received, and what its page could read: no key, no admin token, no session.
+    received = " ".join(attacker.cookies) + results["cookie"] + results["storage"]
+    assert not any(secret in received for secret in [*secrets, session]), received
+    assert page.context.cookies() == []  # the relay sets no cookie at all
+    assert results["me"] != 200 and results["admin"] != 200
+    # Nothing it sent acted as anyone: no mention marked read, nothing posted, no sign-in as mallory.
+    assert len(emma.get("/api/v1/mentions")["mentions"]) == unread_before
+    assert "forged" not in [m["content"] for m in bot.read("general", limit=200)["messages"]]
+    page.goto(relay.url + "/")
+    page.wait_for_selector(f"#whoami:has-text('{emma.name}')")  # still emma, never mallory
+    forged = httpx.post(
+        f"{relay.url}/app/session", json={"key": mallory.key}, headers={"Origin": attacker.url.rstrip("/")}
+    )
+    assert_error(forged, 403, "cross_origin")
+
+
+def test_writes_from_another_origin_are_refused_on_every_route(relay: Relay) -> None:
+    emma = relay.agent()
+    key = {"Authorization": f"Bearer {emma.key}"}
+    routes = [
+        ("/api/v1/messages", {"channel": "general", "content": "x"}),
+        ("/api/v1/channels", {"name": unique("c")}),
+        ("/app/session", {"key": emma.key}),
+        ("/app/admin", {"token": relay.admin_token}),
+        ("/admin/keys", {"kind": "agent", "name": unique("a")}),
+    ]
+    for origin in ({"Origin": "http://127.0.0.1:5173"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"}):
+        for path, body in routes:
+            headers = {**key, "X-Admin-Token": relay.admin_token, **origin}
+            assert_error(httpx.post(f"{relay.url}{path}", json=body, headers=headers), 403, "cross_origin")
+    # The relay's own origin, and agents (no Origin at all), are served.
+    own = {**key, "Origin": relay.url, "Sec-Fetch-Site": "same-origin"}
+    assert httpx.post(f"{relay.url}/api/v1/messages", json=routes[0][1], headers=own).status_code == 201
+    assert httpx.post(f"{relay.url}/api/v1/messages", json=routes[0][1], headers=key).status_code == 201
+
+
+def test_the_operator_view_keeps_no_admin_token_and_its_session_is_short(relay: Relay) -> None:
+    with httpx.Client(base_url=relay.url) as browser:
+        assert_error(browser.post("/app/admin", json={"token": "wrong"}), 401, "invalid_admin_token")
+        made = data(browser.post("/app/admin", json={"token": relay.admin_token}))
+        assert made["session"].startswith("po_") and relay.admin_token not in made["session"]
+        operator = {"X-Operator-Session": made["session"]}
+        assert data(browser.get("/admin/stats", headers=operator))["agents"] >= 0
+        # A person's session is not an operator's, nor the other way round.
+        emma = relay.agent()
+        person = data(browser.post("/app/session", json={"key": emma.key}))["session"]
+        assert_error(browser.get("/admin/stats", headers={"X-Operator-Session": person}), 401, "session_ended")
+        assert_error(browser.get("/api/v1/me", headers={"Authorization": f"Bearer {made['session']}"}), 401)
+        # Signing out ends both at once.
+        ended = browser.post("/app/signout", headers={"Authorization": f"Bearer {person}", **operator})
+        assert data(ended)["ended"] == 2
+        assert_error(browser.get("/admin/stats", headers=operator), 401, "session_ended")
+        assert_error(browser.get("/api/v1/me", headers={"Authorization": f"Bearer {person}"}), 401, "session_ended")

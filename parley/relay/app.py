@@ -28,6 +28,7 @@ from parley.relay.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Rel
 from parley.relay.hub import Hub
 from parley.relay.mcp_endpoint import McpEndpoint
 from parley.relay.metrics import Metrics, MetricsMiddleware
+from parley.relay.origin import SameOrigin
 from parley.relay.presence import Presence
 from parley.relay.responses import error, invalid
 from parley.relay.settings import Settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         DirectRoutes, relay_app=app, endpoints={("POST", "/api/v1/messages"): api.post_message}, on_error=_failed
     )
     app.add_middleware(BodyLimit)
+    app.add_middleware(SameOrigin)
     metrics = Metrics(hub)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

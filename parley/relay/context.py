@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Request
 
-from parley.relay import sessions
+from parley.relay import access, sessions
 from parley.relay.downloads import Downloads
 from parley.relay.errors import BadRequest, Unauthorized
 from parley.relay.hub import Hub
@@ -65,28 +65,30 @@ def secret(authorization: str | None, api_key: str | None) -> str:
     return secret
 
 
-def credentials(request: Request) -> tuple[str, str | None]:
-    """The key and agent name a request carries: in its headers, or a signed-in page's cookie (whose writes
-    must carry the CSRF token)."""
+async def credentials(request: Request) -> tuple[str, str | None]:
+    """The hash of the key a request carries, and the agent name it acts as: from its headers, or from the
+    dashboard session it carries instead (``sessions``)."""
     headers = request.headers
-    if not (headers.get("authorization") or headers.get("x-agent-api-key")):
-        signed_in = sessions.cookie_credentials(request)
-        if signed_in is not None:
-            return signed_in
-    return secret(headers.get("authorization"), headers.get("x-agent-api-key")), headers.get("x-agent-name")
+    sent = secret(headers.get("authorization"), headers.get("x-agent-api-key"))
+    if not sessions.is_session(sent):
+        return access.hash_key(sent), headers.get("x-agent-name")
+    found = await relay_of(request).store.read(sessions.find, access.hash_key(sent), "person")
+    if found is None:
+        raise Unauthorized("this page's session has ended (signed out or expired); sign in again", code="session_ended")
+    return found.key_hash, found.agent_name
 
 
 async def authenticate(request: Request) -> tuple[Relay, Caller]:
     """The caller, for a request that spends no token."""
     relay = relay_of(request)
-    caller = await relay.store.authenticate(*credentials(request))
+    caller = await relay.store.authenticate(*await credentials(request))
     relay.presence.touch(caller.agent_id)
     return relay, caller
 
 
 async def _admit(request: Request, kind: Literal["read", "write"]) -> Agent:
     relay = relay_of(request)
-    caller, budget = await relay.store.admit(*credentials(request), kind)
+    caller, budget = await relay.store.admit(*await credentials(request), kind)
     relay.presence.touch(caller.agent_id)
     return Agent(caller, budget, relay)
 
@@ -106,10 +108,19 @@ async def writer(request: Request) -> Agent:
 
 
 async def admin(request: Request, x_admin_token: Annotated[str | None, Header()] = None) -> Relay:
-    """The operator: the admin token as X-Admin-Token, or as a bearer token (what Prometheus sends)."""
+    """The operator: the admin token as X-Admin-Token, or as a bearer token (what Prometheus sends), or an
+    operator view's session (made from the admin token, ended when it changes)."""
     relay = relay_of(request)
+    operator = request.headers.get(sessions.OPERATOR_HEADER)
+    if operator:
+        found = await relay.store.read(sessions.find, access.hash_key(operator), "operator")
+        if found is None or not hmac.compare_digest(found.key_hash, access.hash_key(relay.admin_token)):
+            raise Unauthorized(
+                "this operator view's session has ended; enter the admin token again", code="session_ended"
+            )
+        return relay
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    sent = x_admin_token or (bearer.strip() if scheme.lower() == "bearer" else "") or sessions.admin_cookie(request)
+    sent = x_admin_token or (bearer.strip() if scheme.lower() == "bearer" else "")
     if not sent or not hmac.compare_digest(sent.encode(), relay.admin_token.encode()):
         raise Unauthorized(
             "send the relay's admin token as X-Admin-Token (see 'parley token')", code="invalid_admin_token"

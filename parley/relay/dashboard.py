@@ -1,26 +1,29 @@
 """The web page for the people in the room, served by the relay itself (no CDN, no build step, works offline).
 
-A person signs in with a key minted for them (``parley invite --name emma --human``); the key then lives in an
-HttpOnly, SameSite=Strict cookie, so every request the page makes is authenticated exactly like an agent's (a
-revoked key is refused at once) and sees exactly what that key sees. Writes from the page also carry a CSRF token
-(double-submit: a readable cookie echoed in a header). The page itself puts other agents' words on screen with
-``textContent`` only, under a Content-Security-Policy that allows nothing but the relay's own script and style.
+A person signs in with a key minted for them (``parley invite --name emma --human``) and gets a session
+(``sessions``): the page keeps it in its own origin's storage and sends it as a header, so every request is
+authenticated exactly like an agent's (a revoked key is refused at once), sees exactly what that key sees, and
+nothing the browser would send by itself (a cookie) can act as the person. Sign-in, like every write, is refused
+from another origin (``SameOrigin``). The page puts other agents' words on screen with ``textContent`` only, under
+a Content-Security-Policy that allows nothing but the relay's own script and style.
 """
 
 from __future__ import annotations
 
 import hmac
 import importlib.resources
-import secrets
+import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from parley.relay import access, sessions
 from parley.relay.context import relay_of
-from parley.relay.errors import RelayError
-from parley.relay.sessions import ADMIN_COOKIE, CSRF_COOKIE, KEY_COOKIE, NAME_COOKIE, check_csrf
+from parley.relay.errors import BadRequest, Unauthorized
+from parley.relay.models import iso
+from parley.relay.responses import ok
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -57,44 +60,56 @@ async def asset(request: Request) -> Response:
     return Response(_asset(name), media_type=_ASSETS[name], headers=HEADERS)
 
 
-def _set(response: Response, request: Request, name: str, value: str, *, readable: bool = False) -> None:
-    secure = request.url.scheme == "https"
-    response.set_cookie(name, value, httponly=not readable, samesite="strict", secure=secure, path="/")
+def _private(response: Response) -> Response:
+    response.headers.update(HEADERS)  # no-store: a session token is never cached
+    return response
+
+
+async def _json_form(request: Request, *fields: str) -> dict[str, str]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise BadRequest("send a JSON object", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object", code="invalid_json")
+    return {field: str(body.get(field) or "").strip() for field in fields}
 
 
 async def sign_in(request: Request) -> Response:
-    form = await request.form(max_files=0, max_fields=4)
-    key, name = str(form.get("key") or "").strip(), str(form.get("name") or "").strip() or None
-    try:
-        await relay_of(request).store.authenticate(key, name)
-    except RelayError:
-        return RedirectResponse("/#signin-failed", status_code=303, headers=HEADERS)
-    response = RedirectResponse("/", status_code=303, headers=HEADERS)
-    _set(response, request, KEY_COOKIE, key)
-    if name:
-        _set(response, request, NAME_COOKIE, name)
-    _set(response, request, CSRF_COOKIE, secrets.token_urlsafe(24), readable=True)
-    return response
-
-
-async def sign_out(request: Request) -> Response:
-    form = await request.form(max_files=0, max_fields=2)
-    check_csrf(request, str(form.get("csrf") or ""))
-    response = RedirectResponse("/", status_code=303, headers=HEADERS)
-    for name in (KEY_COOKIE, NAME_COOKIE, CSRF_COOKIE, ADMIN_COOKIE):
-        response.delete_cookie(name, path="/")
-    return response
+    """A key (and a name, with a machine key) for a person session: the page keeps the session, never the key."""
+    form = await _json_form(request, "key", "name")
+    store, name = relay_of(request).store, form["name"] or None
+    if not form["key"]:
+        raise Unauthorized("enter the key minted for you (parley invite --name you --human)", code="missing_key")
+    digest = access.hash_key(form["key"])
+    caller = await store.authenticate(digest, name)
+    token = sessions.new_token("person")
+    expires = await store.write(sessions.start, access.hash_key(token), "person", digest, name)
+    return _private(ok({"session": token, "name": caller.name, "expires_at": iso(expires)}))
 
 
 async def use_admin_token(request: Request) -> Response:
-    form = await request.form(max_files=0, max_fields=2)
-    check_csrf(request, str(form.get("csrf") or ""))
-    token = str(form.get("token") or "").strip()
-    if not hmac.compare_digest(token.encode(), relay_of(request).admin_token.encode()):
-        return RedirectResponse("/#admin-failed", status_code=303, headers=HEADERS)
-    response = RedirectResponse("/#operator", status_code=303, headers=HEADERS)
-    _set(response, request, ADMIN_COOKIE, token)
-    return response
+    """The admin token for a short-lived operator session; the browser never keeps the token itself."""
+    relay = relay_of(request)
+    token = (await _json_form(request, "token"))["token"]
+    if not token or not hmac.compare_digest(token.encode(), relay.admin_token.encode()):
+        raise Unauthorized("that is not this relay's admin token (see 'parley token')", code="invalid_admin_token")
+    session = sessions.new_token("operator")
+    admin_hash = access.hash_key(relay.admin_token)
+    expires = await relay.store.write(sessions.start, access.hash_key(session), "operator", admin_hash, None)
+    return _private(ok({"session": session, "expires_at": iso(expires)}))
+
+
+async def sign_out(request: Request) -> Response:
+    """End the page's sessions (its person session and any operator session) at once."""
+    sent = [
+        value.partition(" ")[2].strip() if name == "authorization" else value.strip()
+        for name, value in request.headers.items()
+        if name in ("authorization", sessions.OPERATOR_HEADER)
+    ]
+    digests = [access.hash_key(token) for token in sent if sessions.is_session(token)]
+    ended = await relay_of(request).store.write(sessions.end, digests) if digests else 0
+    return _private(ok({"ended": ended}))
 
 
 async def dashboard(request: Request) -> Response:

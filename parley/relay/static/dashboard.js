@@ -1,6 +1,13 @@
 // parley's dashboard: plain DOM, no framework, no build step. Everything another agent wrote (content, names,
 // channel names, descriptions, file names) is put on the page with textContent, never as HTML.
+//
+// Credentials: the page holds a session (never the key) in this tab's sessionStorage, which no other origin,
+// not even another port of this host, can read, and sends it as a header. There are no cookies, so nothing the
+// browser sends by itself acts as the person. The operator view's session (made from the admin token, which
+// is not kept) lives in memory only.
 "use strict";
+
+const SESSION = "parley.session";
 
 const state = {
   me: null,
@@ -10,6 +17,9 @@ const state = {
   seen: new Set(),
   open: new Map(),
   sealed: new Set(), // channels that are end-to-end encrypted (sealed.js opens and seals their messages)
+  invited: new Set(), // channels this person was invited to and has not joined
+  operator: null, // the operator view's session (memory only)
+  stream: null, // aborts the live stream
   arrivals: Promise.resolve(), // live messages are opened and placed one after another, in order
 };
 const $ = (id) => document.getElementById(id);
@@ -21,14 +31,17 @@ function el(tag, text, cls) {
   return node;
 }
 
-function csrf() {
-  const found = document.cookie.split("; ").find((c) => c.startsWith("parley_csrf="));
-  return found ? decodeURIComponent(found.split("=")[1]) : "";
+function credentials() {
+  const headers = {};
+  const session = sessionStorage.getItem(SESSION);
+  if (session) headers.Authorization = `Bearer ${session}`;
+  if (state.operator) headers["X-Operator-Session"] = state.operator;
+  return headers;
 }
 
 async function api(method, path, body) {
-  const headers = { "X-Parley-CSRF": csrf() };
-  const options = { method, headers, credentials: "same-origin" };
+  const headers = credentials();
+  const options = { method, headers, credentials: "omit" };
   if (body instanceof FormData) {
     options.body = body;
   } else if (body instanceof Blob) {
@@ -40,6 +53,7 @@ async function api(method, path, body) {
   }
   const response = await fetch(path, options);
   if (response.status === 401 && path.startsWith("/admin/")) {
+    state.operator = null;
     notice("Enter the relay's admin token to use the operator view.", true);
     throw new Error("no admin token");
   }
@@ -67,8 +81,53 @@ function when(iso) {
 }
 
 function signedOut(reason) {
+  sessionStorage.removeItem(SESSION);
+  state.operator = null;
+  if (state.stream) state.stream.abort();
   document.body.dataset.state = "signed-out";
   if (reason) $("signin-error").textContent = reason;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const body = { key: $("signin-key").value, name: $("signin-name").value };
+  const response = await fetch("/app/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    credentials: "omit",
+  });
+  const answer = await response.json().catch(() => ({}));
+  $("signin-key").value = "";
+  if (!response.ok) {
+    $("signin-error").textContent = answer.error ? answer.error.message : "That key is not valid here.";
+    return;
+  }
+  sessionStorage.setItem(SESSION, answer.data.session);
+  $("signin-error").textContent = "";
+  start();
+}
+
+async function signOut(event) {
+  event.preventDefault();
+  await fetch("/app/signout", { method: "POST", headers: credentials(), credentials: "omit" }).catch(() => {});
+  signedOut();
+}
+
+async function useAdminToken(event) {
+  event.preventDefault();
+  const response = await fetch("/app/admin", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: $("admin-token").value }),
+    credentials: "omit",
+  });
+  $("admin-token").value = ""; // the token itself is never kept
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) return notice("That admin token is not this relay's.", true);
+  state.operator = answer.data.session;
+  notice("Operator view: signed in for 30 minutes.");
+  await operator();
 }
 
 // -- the sidebar ----------------------------------------------------------------------------------------------
@@ -102,6 +161,16 @@ async function refreshBoard() {
     list.append(el("h3", "other channels (open one to join)"));
     for (const c of others) list.append(channelButton(c.name, 0));
   }
+  state.invited = new Set(board.invitations.map((i) => i.channel));
+  if (board.invitations.length) {
+    list.append(el("h3", "invitations (open one to join)"));
+    for (const i of board.invitations) {
+      const item = channelButton(i.channel, 0);
+      item.title = `${i.from} invited you`;
+      list.append(item);
+    }
+  }
+  if (board.next_after) list.append(el("p", "More channels: search or list them by name.", "more"));
   const questions = $("questions");
   questions.replaceChildren();
   state.open = new Map(board.open_questions.map((q) => [q.id, q.claimed_by]));
@@ -152,7 +221,8 @@ function messageRow(m, compact) {
     const link = el("a", `⬇ ${f.name} (${f.size} bytes)`, "file");
     link.href = `/api/v1/files/${encodeURIComponent(f.id)}`;
     link.setAttribute("download", "");
-    if (m.sealed && m.sealed.opened) link.addEventListener("click", (event) => downloadSealed(event, f));
+    const sealed = m.sealed && m.sealed.opened === true;
+    link.addEventListener("click", (event) => (sealed ? downloadSealed(event, f) : download(event, f)));
     row.append(link);
   }
   if (m.expects_reply && m.expects_reply !== "none") {
@@ -228,6 +298,7 @@ async function openChannel(name) {
   if (state.sealed.has(name) && !Sealed.has(name)) {
     notice(`${name} is sealed and this page holds no key for it: open the channel's join link.`, true);
   }
+  if (state.invited && state.invited.has(name)) await api("POST", `/api/v1/channels/${encodeURIComponent(name)}/join`);
   const path = `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`;
   const page = name.startsWith("@") ? await api("GET", path).catch(() => ({ messages: [] })) : await api("GET", path);
   for (const m of page.messages) place(await Sealed.open(m));
@@ -290,19 +361,38 @@ async function uploadSealed(file, channel) {
   place(await Sealed.open(posted.message));
 }
 
+function save(blob, name) {
+  const link = el("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = String(name).split(/[\\/]/).pop() || "file";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+async function fetchFile(f) {
+  const response = await fetch(`/api/v1/files/${encodeURIComponent(f.id)}`, {
+    headers: credentials(),
+    credentials: "omit",
+  });
+  if (!response.ok) notice(`The file could not be fetched (HTTP ${response.status}).`, true);
+  return response.ok ? response : null;
+}
+
+async function download(event, f) {
+  event.preventDefault();
+  const response = await fetchFile(f);
+  if (response) save(await response.blob(), f.name);
+}
+
 async function downloadSealed(event, f) {
   event.preventDefault();
-  const response = await fetch(`/api/v1/files/${encodeURIComponent(f.id)}`, { credentials: "same-origin" });
-  if (!response.ok) return notice(`The file could not be fetched (HTTP ${response.status}).`, true);
+  const response = await fetchFile(f);
+  if (!response) return;
   const channel = decodeURIComponent(response.headers.get("X-Parley-Channel") || "");
   const uploader = response.headers.get("X-Parley-Uploader") || "";
   try {
     const opened = await Sealed.openFile(new Uint8Array(await response.arrayBuffer()), channel, uploader);
-    const save = el("a");
-    save.href = URL.createObjectURL(opened.data);
-    save.download = opened.name.split(/[\\/]/).pop() || "file";
-    save.click();
-    setTimeout(() => URL.revokeObjectURL(save.href), 60000);
+    save(opened.data, opened.name);
   } catch (error) {
     notice("The sealed file did not open: it was altered or moved, or this page holds no key for it.", true);
   }
@@ -339,25 +429,51 @@ function soon() {
   }, 1000);
 }
 
-function live() {
-  // The stream resumes from the last message it delivered (Last-Event-ID): nothing skipped, nothing twice.
-  const stream = new EventSource(`/api/v1/events/stream${state.cursor !== null ? `?since=${state.cursor}` : ""}`);
-  stream.addEventListener("message", (event) => {
-    const m = JSON.parse(event.data);
-    state.cursor = m.id;
-    const dmWith = state.channel && state.channel.startsWith("@") && m.channel.startsWith("dm:");
-    if (m.channel === state.channel || (dmWith && m.channel.split(/[:+]/).includes(state.channel.slice(1)))) {
-      state.arrivals = state.arrivals.then(async () => place(await Sealed.open(m)));
-      state.onScreen = { channel: m.channel, id: m.id }; // seen: read it, so its channel is not counted unread
+function arrived(m) {
+  state.cursor = m.id;
+  const dmWith = state.channel && state.channel.startsWith("@") && m.channel.startsWith("dm:");
+  if (m.channel === state.channel || (dmWith && m.channel.split(/[:+]/).includes(state.channel.slice(1)))) {
+    state.arrivals = state.arrivals.then(async () => place(await Sealed.open(m)));
+    state.onScreen = { channel: m.channel, id: m.id }; // seen: read it, so its channel is not counted unread
+  }
+  soon();
+}
+
+async function follow(signal) {
+  // Server-Sent Events read with fetch, so the session goes in a header (EventSource can only send cookies).
+  // Each connection resumes after the last message delivered: nothing skipped, nothing twice.
+  const since = state.cursor !== null ? `?since=${state.cursor}` : "";
+  const response = await fetch(`/api/v1/events/stream${since}`, { headers: credentials(), credentials: "omit", signal });
+  if (response.status === 401) return "signed-out";
+  if (!response.ok) return "retry";
+  $("live").classList.add("on");
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return "retry";
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const field = (name) => lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+      const [event] = field("event");
+      if (event === "signed-out") return "signed-out";
+      if (event === "message") arrived(JSON.parse(field("data").join("\n")));
     }
-    soon();
-  });
-  stream.addEventListener("signed-out", () => {
-    stream.close();
-    signedOut("Your key was revoked or expired; sign in again.");
-  });
-  stream.onopen = () => $("live").classList.add("on");
-  stream.onerror = () => $("live").classList.remove("on");
+  }
+}
+
+async function live() {
+  const control = new AbortController();
+  state.stream = control;
+  while (!control.signal.aborted) {
+    const outcome = await follow(control.signal).catch(() => "retry");
+    $("live").classList.remove("on");
+    if (outcome === "signed-out") return signedOut("Your key was revoked or expired; sign in again.");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }
 
 // -- the operator ---------------------------------------------------------------------------------------------
@@ -408,11 +524,11 @@ async function archive(event) {
 // -- start ----------------------------------------------------------------------------------------------------
 
 async function start() {
+  if (!sessionStorage.getItem(SESSION)) return signedOut(); // a first visit: sign in, nothing went wrong
   let me;
   try {
     me = await api("GET", "/api/v1/me");
   } catch (error) {
-    signedOut();
     return;
   }
   state.me = me.name;
@@ -423,17 +539,22 @@ async function start() {
   const first = state.joining || document.querySelector("#channels .channel")?.dataset.channel;
   if (first) await openChannel(first);
   live();
-  if (document.body.dataset.view === "operator") operator().catch(() => {});
-  setInterval(() => refreshAgents().catch(() => {}), 15000);
-  setInterval(() => refreshBoard().catch(() => {}), 15000);
+  if (state.timers) return;
+  state.timers = [
+    setInterval(() => signedIn() && refreshAgents().catch(() => {}), 15000),
+    setInterval(() => signedIn() && refreshBoard().catch(() => {}), 15000),
+  ];
+}
+
+function signedIn() {
+  return document.body.dataset.state === "signed-in";
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
   state.joining = await Sealed.fromFragment(); // a join link: its key stays in this tab
-  for (const field of document.querySelectorAll("input[name=csrf]")) field.value = csrf();
-  if (location.hash === "#signin-failed") $("signin-error").textContent = "That key is not valid here.";
-  if (location.hash === "#operator") document.body.dataset.view = "operator";
-  if (location.hash === "#admin-failed") notice("That admin token is not this relay's.", true);
+  $("signin-form").addEventListener("submit", signIn);
+  $("signout-form").addEventListener("submit", signOut);
+  $("admin-signin").addEventListener("submit", useAdminToken);
   $("composer").addEventListener("submit", send);
   $("composer-text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send(event);
@@ -446,7 +567,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("search").addEventListener("submit", search);
   $("operator-open").addEventListener("click", () => {
     document.body.dataset.view = document.body.dataset.view === "operator" ? "" : "operator";
-    if (document.body.dataset.view === "operator") operator().catch(() => {});
+    if (document.body.dataset.view === "operator" && state.operator) operator().catch(() => {});
   });
   $("mint").addEventListener("submit", mint);
   $("archive").addEventListener("submit", archive);

@@ -162,4 +162,19 @@ CREATE TABLE invitations (
 CREATE INDEX invitations_inviter ON invitations (inviter_id);
 """,
     ),
+    (
+        7,
+        """
+-- The dashboard's sessions: a signed-in page holds an opaque token (stored here as its hash), never the key
+-- or the admin token; each expires, ends at sign-out, and ends with the key (or admin token) it stands for.
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    agent_name TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+""",
+    ),
 ]

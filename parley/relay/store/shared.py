@@ -74,22 +74,21 @@ class SQLStore:
         result: T = await self.engine.write(op, *args, **kwargs)
         return result
 
-    async def authenticate(self, secret: str, agent_name: str | None) -> Caller:
-        caller, _ = await self._authenticate(secret, agent_name, None)
+    async def authenticate(self, digest: str, agent_name: str | None) -> Caller:
+        caller, _ = await self._authenticate(digest, agent_name, None)
         return caller
 
-    async def admit(self, secret: str, agent_name: str | None, kind: Literal["read", "write"]) -> tuple[Caller, Budget]:
+    async def admit(self, digest: str, agent_name: str | None, kind: Literal["read", "write"]) -> tuple[Caller, Budget]:
         """``authenticate``, then ``spend`` a token of the caller's bucket; a store may take the token in the
         same round trip as the key lookup (``_identify``)."""
-        caller, taken = await self._authenticate(secret, agent_name, kind)
+        caller, taken = await self._authenticate(digest, agent_name, kind)
         if taken is None or taken.bucket != caller.bucket:
             return caller, await self.spend(caller.bucket, kind)
         return caller, budget(self.settings, kind, taken.available)
 
     async def _authenticate(
-        self, secret: str, agent_name: str | None, take: Literal["read", "write"] | None
+        self, digest: str, agent_name: str | None, take: Literal["read", "write"] | None
     ) -> tuple[Caller, Taken | None]:
-        digest = access.hash_key(secret)
         key = self._keys.get(digest)
         agent = self._agents.get(agent_name or key.agent_name or "") if key is not None else None
         taken = None
