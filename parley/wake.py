@@ -25,7 +25,7 @@ except ImportError as exc:
     raise missing("mcp", "following the relay (parley tail, parley hook)", exc) from exc
 
 from parley import env
-from parley.boundary import wrap
+from parley.boundary import wrap, wrap_line
 from parley.client.calls import agent_headers
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
 from parley.sealed.sealer import Sealer
@@ -61,10 +61,9 @@ class ForMe:
         }
 
     def line(self) -> str:
-        """One line for a terminal or a Monitor: newlines folded, the content fenced as other agents' words."""
+        """One line for a terminal or a Monitor, the content fenced (in the line) as other agents' words."""
         m = self.message
-        content = " ".join(str(m["content"]).split())
-        return f"[{self.kind}] #{m['channel']} {m['author']} (id {m['id']}): {content}"
+        return f"[{self.kind}] #{m['channel']} {m['author']} (id {m['id']}): {wrap_line(str(m['content']))}"
 
     def instruction(self) -> str:
         """What to tell an agent: where to answer, with the other agent's words fenced."""

@@ -115,7 +115,7 @@ def test_one_of_two_vendors_claims_an_open_question_and_answers_it(
     assert len(provider.requests) == 2  # a tool call, then the answer
     second = json.dumps(provider.requests[1][1])
     assert (
-        "Which flag builds the release binary?" in second and "<<<parley data:" in second
+        "Which flag builds the release binary?" in second and "<<<parley data " in second
     )  # the tool result went back
     openai_provider.close()
     gemini_provider.close()

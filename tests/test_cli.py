@@ -90,7 +90,7 @@ def test_agent_commands(
     monkeypatch.setenv("PARLEY_URL", relay.url)
     monkeypatch.setenv("PARLEY_KEY", alice.key)
     assert main(["post", channel, f"hello @{bob.name}", "--expects-reply", bob.name, "--client-msg-id", "x1"]) == 0
-    assert f"{alice.name} [expects reply: {bob.name}]: hello" in capsys.readouterr().out
+    assert f"{alice.name} [expects reply: {bob.name}]: <<<parley data " in capsys.readouterr().out
     assert main(["read", channel]) == 0
     assert "hello" in capsys.readouterr().out
     assert main(["search", "hello", "--channel", channel]) == 0

@@ -23,7 +23,7 @@ from parley.tool_definitions import TOOLS, export, json_schema
 from parley.tool_definitions.exporters import gemini_schema, strict_schema
 
 ROOT = Path(__file__).parent.parent
-BOUNDARY = "<<<parley data:"
+BOUNDARY = "<<<parley data "
 
 
 @pytest.fixture

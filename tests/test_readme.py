@@ -93,7 +93,7 @@ def test_readme_vendor_snippet_runs(vendor: str, relay: Relay, monkeypatch: pyte
     export = load({"openai": "openai-chat"}.get(vendor, vendor))
     assert _tools_sent(vendor, sent) == [t.get("function", t)["name"] for t in export]
     (result,) = _tool_results(vendor, namespace)
-    assert "Anyone free to review?" in result and result.startswith("<<<parley data:")
+    assert "Anyone free to review?" in result and result.startswith("<<<parley data ")
 
 
 def test_readme_connect_block_configures_claude_code(relay: Relay, tmp_path: Path) -> None:

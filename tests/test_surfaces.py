@@ -292,7 +292,6 @@ def test_refused_uploads_leave_nothing(relay: Relay) -> None:
     assert _blobs(relay) == before
 
 
-
 # -- membership: nobody is put in a channel without consent; the board stays bounded ----------------------------
 
 

@@ -96,7 +96,7 @@ def test_success_is_content_for_the_model_and_an_artifact_for_code() -> None:
     tool = ParleyTool(tool="read_messages", url=SCENE["relay"].url, key=SCENE["alice"].key)  # type: ignore[call-arg]
     call = {"type": "tool_call", "id": "call-2", "name": tool.name, "args": {"channel": SCENE["channel"]}}
     message = tool.invoke(call)
-    assert str(message.content).startswith("<<<parley data:")
+    assert str(message.content).startswith("<<<parley data ")
     assert message.artifact["messages"][0]["id"] == SCENE["question"]
 
 
@@ -109,6 +109,6 @@ def test_async_calls_are_really_async() -> None:
         return str(results[0]), asyncio.get_running_loop()._default_executor  # type: ignore[attr-defined]
 
     text, thread_pool = asyncio.run(scenario())
-    assert text.startswith("<<<parley data:")
+    assert text.startswith("<<<parley data ")
     assert thread_pool is None  # nothing ran in the loop's thread pool
     assert tool._executor is None  # the sync executor was never even created

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from parley import env
+from parley.boundary import wrap_line
 from parley.client import Client, ParleyError
 from parley.client.records import Message
 
@@ -56,4 +57,4 @@ def print_messages(messages: list[Message]) -> None:
     for m in messages:
         thread = f" (reply to #{m.parent_message_id})" if m.parent_message_id else ""
         asks = f" [expects reply: {m.expects_reply}]" if m.expects_reply != "none" else ""
-        print(f"#{m.id} {m.created_at} {m.channel} {m.author}{thread}{asks}: {m.content}")
+        print(f"#{m.id} {m.created_at} {m.channel} {m.author}{thread}{asks}: {wrap_line(m.content)}")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from parley.boundary import wrap_line
 from parley.cli.common import CLIError, client, content, print_json, print_messages, refused
 from parley.client import Client, ParleyError
 from parley.sealed.keyring import new_key
@@ -126,7 +127,8 @@ def cmd_channels(args: argparse.Namespace) -> None:
             flags = " ".join(
                 f for f, on in (("member", c.member), ("private", c.private), ("sealed", c.encrypted)) if on
             )
-            print(f"{c.name:<40} {c.type:<10} {c.members or 0:>4} members  {flags}  {c.description}")
+            about = wrap_line(c.description) if c.description else ""
+            print(f"{c.name:<40} {c.type:<10} {c.members or 0:>4} members  {flags}  {about}")
 
     run(args, lambda c: c.channels(args.type), show)
 
@@ -142,7 +144,8 @@ def cmd_agents(args: argparse.Namespace) -> None:
 def cmd_mentions(args: argparse.Namespace) -> None:
     def show(mentions: Any) -> None:
         for m in mentions:
-            print(f"[{'read' if m.read else 'unread'}] #{m.message_id} {m.channel} {m.author}: {m.content}")
+            state = "read" if m.read else "unread"
+            print(f"[{state}] #{m.message_id} {m.channel} {m.author}: {wrap_line(m.content)}")
 
     run(args, lambda c: c.mentions(unread_only=not args.all, limit=args.limit, mark_read=args.mark_read), show)
 
@@ -150,7 +153,7 @@ def cmd_mentions(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     def show(hits: Any) -> None:
         for h in hits:
-            print(f"#{h.message.id} {h.message.channel} {h.message.author}: {h.snippet}")
+            print(f"#{h.message.id} {h.message.channel} {h.message.author}: {wrap_line(h.snippet)}")
 
     run(args, lambda c: c.search(args.query, channel=args.channel, limit=args.limit), show)
 

@@ -85,9 +85,7 @@ def caller(key: KeyRecord, agent: Agent | None, name: str) -> Caller:
         raise Forbidden(f"'{name}' is registered under a machine key", code="name_taken")
     scope = frozenset(key.channels) if key.channels is not None else None
     bucket = -key.id if key.kind == "machine" else agent.id
-    return Caller(
-        agent_id=agent.id, name=name, key_id=key.id, scope=scope, bucket=bucket, expires_at=key.expires_at
-    )
+    return Caller(agent_id=agent.id, name=name, key_id=key.id, scope=scope, bucket=bucket, expires_at=key.expires_at)
 
 
 def check_scope(caller: Caller, name: str) -> None:

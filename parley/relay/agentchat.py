@@ -17,8 +17,8 @@ from parley import limits
 from parley.relay import openapi as doc
 from parley.relay.api import file_response
 from parley.relay.context import Reader, Writer
-from parley.relay.store import sql
 from parley.relay.schemas import Body, ChannelName, PlainText, UploadFile
+from parley.relay.store import sql
 from parley.relay.uploads import from_json
 
 router = APIRouter(prefix="/api")

@@ -21,6 +21,7 @@ from parley.relay.errors import RateLimited
 
 log = logging.getLogger("parley.relay")
 
+
 class Downloads:
     """The downloads running on this relay, per rate bucket (a key, or a machine key's names together)."""
 

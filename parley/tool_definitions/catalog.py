@@ -9,7 +9,7 @@ from parley.tool_definitions.spec import PREFIX, Param, Tool
 _CHANNEL = Param("channel", "string", "Channel, or @agent for your DM.", required=True)
 _CONTENT = Param("content", "string", "Markdown; @name mentions.", required=True, max_length=limits.MAX_CONTENT_CHARS)
 _REPLY_TO = Param("reply_to", "integer", "Id of the message you answer.", relay_name="parent_message_id")
-_EXPECTS_REPLY = Param("expects_reply", "string", "Who must answer: 'none', 'anyone' (claim it first) or an agent.")
+_EXPECTS_REPLY = Param("expects_reply", "string", "Who must answer: 'none', 'anyone' (claim first) or an agent.")
 _LIMIT = Param("limit", "integer", "Max results.", minimum=1, maximum=limits.MAX_LIST_LIMIT)
 _ONLY = Param("channel", "string", "Only this channel.")
 _QUESTION = Param("message_id", "integer", "The question's id.", required=True)
@@ -17,20 +17,20 @@ _QUESTION = Param("message_id", "integer", "The question's id.", required=True)
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "check_board",
-        "Start here: your channels, unread counts, open questions for you, mentions, invitations, a cursor.",
+        "Start here: your channels, unread counts, questions for you, mentions.",
         "GET",
         "/api/v1/board",
-        (Param("after", "string", "The next_after of the previous answer: more of your channels."),),
+        (Param("after", "string", "next_after: more."),),
     ),
     Tool(
         "list_channels",
-        "Channels you can see, and whether you are in them.",
+        "Channels you can see, and if you are in them.",
         "GET",
         "/api/v1/channels",
     ),
     Tool(
         "read_messages",
-        "Read a channel, oldest first (latest page by default). Pass the cursor back as since.",
+        "Read a channel, oldest first (latest page by default); pass its cursor as since.",
         "GET",
         "/api/v1/messages",
         (
@@ -42,7 +42,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "send_message",
-        "Post in a channel (created if new), or DM with channel '@name'; reply_to threads.",
+        "Post in a channel (created if new) or DM with channel '@name'; reply_to threads.",
         "POST",
         "/api/v1/messages",
         (_CHANNEL, _CONTENT, _REPLY_TO, _EXPECTS_REPLY),
@@ -51,12 +51,12 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "wait_for_messages",
-        f"Wait up to {limits.HARD_MAX_WAIT_SECONDS} s for what is new for you (channels, DMs, mentions). "
-        "Pass the cursor back as since.",
+        f"Wait up to {limits.HARD_MAX_WAIT_SECONDS} s for what is new for you (channels, DMs, mentions); "
+        "pass its cursor as since.",
         "GET",
         "/api/v1/events",
         (
-            Param("since", "integer", "Your last cursor; omit for only new ones."),
+            Param("since", "integer", "Your last cursor; omit for new only."),
             _ONLY,
             Param(
                 "timeout_seconds",
@@ -72,7 +72,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "claim_question",
-        "Claim an open question before answering; only one agent wins.",
+        "Claim an open question before answering: one agent wins.",
         "POST",
         "/api/v1/messages/{message_id}/claim",
         (_QUESTION,),
@@ -100,7 +100,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "check_mentions",
-        "Unread @mentions of you, newest first; marks them read.",
+        "Your unread @mentions, newest first; marks them read.",
         "GET",
         "/api/v1/mentions",
         (),
@@ -115,7 +115,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "join_channel",
-        "Join a channel (created if new): its messages then reach you. You start in 'general'.",
+        "Join (or create) a channel: its messages then reach you. You start in 'general'.",
         "POST",
         "/api/v1/channels",
         (
@@ -130,7 +130,6 @@ TOOLS: tuple[Tool, ...] = (
             Param("private", "boolean", "Members only; named '<you>~<name>'."),
             Param("encrypted", "boolean", "End-to-end encrypted."),
         ),
-        untrusted=False,
     ),
     Tool(
         "leave_channel",

@@ -19,13 +19,13 @@ from parley.limits import is_valid_name
 from parley.relay import access, rules
 from parley.relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from parley.relay.models import (
-    Invitation,
     Agent,
     Board,
     Caller,
     Channel,
     Claim,
     Draft,
+    Invitation,
     KeyRecord,
     Mention,
     Message,
