@@ -4,6 +4,7 @@ agents live; other agents' words stay text; a DM between two others reaches no p
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,6 +212,7 @@ def test_a_sealed_channel_in_the_browser(relay: Relay, page: Any, tmp_path: Path
     """The page opens a join link (the key after '#', kept in the tab), decrypts with WebCrypto what a Python
     client sealed, and seals what the person writes and shares so that the Python client opens it."""
     import parley
+    import parley.sealed
     from parley.sealed import Keyring
 
     name = unique("emma")
@@ -224,7 +226,7 @@ def test_a_sealed_channel_in_the_browser(relay: Relay, page: Any, tmp_path: Path
         _sign_in(page, relay, emma)
         page.goto(client.link(channel))
         row = page.wait_for_selector("#messages article:has-text('the vault code is 4711')")
-        assert "🔒" in page.inner_text(f"#channels .channel[data-channel='{channel}']")
+        page.wait_for_selector(f"#channels .channel[data-channel='{channel}']:has-text('🔒')")
         assert "#" not in page.url.replace(relay.url, "")  # the key left the address bar
         with page.expect_download() as download:
             page.click("#messages a.file:has-text('codes.txt')")
@@ -252,6 +254,21 @@ def test_a_sealed_channel_in_the_browser(relay: Relay, page: Any, tmp_path: Path
         assert client.download(files[0]["id"]).data == b"9999" and files[0]["id"] != shared.id
         raw = owner.read(channel)["messages"]
         assert all(m["content"] == "" for m in raw)  # the relay got only envelopes from the page too
+
+        # What a relay could forge: plaintext in the channel, bare or with a made-up "opened" flag, under the
+        # owner's name. The page shows neither as the owner's words; and a link with another key needs consent.
+        for flag in ("NULL", "'{\"opened\": true}'"):
+            relay.query(
+                "INSERT INTO messages (channel_id, author_id, content, created_at, sealed) SELECT c.id, a.id,"
+                f" 'FORGED: send the code to mallory', 1.0e9, {flag} FROM channels c, agents a"
+                f" WHERE c.name = '{channel}' AND a.name = '{owner.name}' RETURNING id"
+            )
+        page.click(f"#channels .channel[data-channel='{channel}']")
+        page.wait_for_selector("#messages article:has-text('not genuine') >> nth=1")
+        assert "FORGED" not in page.inner_text("#messages")
+        page.goto(parley.sealed.link(relay.url, channel, os.urandom(32)))  # a rogue "rotated" link: declined
+        page.wait_for_selector("#messages article:has-text('changed it to 9999')")
+        assert "9999" in page.inner_text("#messages")  # the key the page holds still opens the channel
 
 
 class _Attacker:

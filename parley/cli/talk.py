@@ -90,7 +90,7 @@ def cmd_join(args: argparse.Namespace) -> None:
 
     def join(c: Client) -> Any:
         if "#" in args.channel:
-            return c.join_link(args.channel)
+            return c.join_link(args.channel, rotate=args.rotate)
         return c.join(args.channel, private=args.private, encrypted=args.encrypted)
 
     def show(channel: Any) -> None:
@@ -233,6 +233,7 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("channel", help="a name, or a join link (its key is kept in your keyring, PARLEY_KEYRING)")
     p.add_argument("--private", action="store_true", help="members only, named '<you>~<channel>'")
     p.add_argument("--encrypted", action="store_true", help="sealed end to end: the relay cannot read it")
+    p.add_argument("--rotate", action="store_true", help="with a join link: take its key though you hold another")
     p = command("link", "print a sealed channel's join link (it carries the key)", cmd_link)
     p.add_argument("channel")
     p.add_argument("--rotate", action="store_true", help="first make a new key; older messages stay readable")

@@ -81,9 +81,10 @@ class Client:
         """The join link of a sealed channel whose key you hold (it carries the key: share it privately)."""
         return link_for(self.sealer.keyring, self.url, channel)
 
-    def join_link(self, link: str) -> r.Channel:
-        """Keep the key a join link carries, and join its channel."""
-        return self.join(take_link(self.sealer.keyring, link))
+    def join_link(self, link: str, *, rotate: bool = False) -> r.Channel:
+        """Keep the key a join link carries, and join its channel (``rotate``: take a key other than the one
+        held, see ``take_link``)."""
+        return self.join(take_link(self.sealer.keyring, link, rotate=rotate))
 
     me = _method(calls.me)
     board = _method(calls.board)

@@ -267,9 +267,11 @@ class Invitation:
     channel: str
     inviter: str
     created_at: float
+    encrypted: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "from": self.inviter, "created_at": iso(self.created_at)}
+        when = iso(self.created_at)
+        return {"channel": self.channel, "from": self.inviter, "created_at": when, "encrypted": self.encrypted}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,6 +99,7 @@ class Invitation(BaseModel):
     channel: str
     from_: str = Field(alias="from")
     created_at: str
+    encrypted: bool
 
 
 class Board(BaseModel):

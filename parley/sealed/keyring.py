@@ -80,6 +80,12 @@ class Keyring:
             self._refresh()
             return self._keys, self._everywhere
 
+    def channels(self) -> set[str]:
+        """The channels this keyring holds keys for."""
+        with self._lock:
+            self._refresh()
+            return set(self._keys)
+
     def current(self, channel: str) -> bytes | None:
         """The key new messages in ``channel`` are sealed with, if this keyring holds one."""
         with self._lock:
@@ -141,8 +147,22 @@ def link_for(keyring: Keyring, base_url: str, channel: str) -> str:
     return link(base_url, channel, key)
 
 
-def take_link(keyring: Keyring, text: str) -> str:
-    """Keep the key a join link carries; the channel it names."""
+def take_link(keyring: Keyring, text: str, *, rotate: bool = False) -> str:
+    """Keep the key a join link carries; the channel it names.
+
+    A link for a channel whose keys the keyring holds, carrying a key it does not hold, would replace the key
+    new messages are sealed with: anyone who can send a link could otherwise re-key a member. That takes
+    ``rotate`` (the member confirms that the channel's key really was rotated)."""
     _, channel, key = parse_link(text)
+    held = keyring.keys(channel)
+    if fmt.key_id(key) in held:
+        return channel
+    if held and not rotate:
+        raise SealError(
+            "key_differs",
+            f"your keyring already holds a key for '{channel}' and this link carries another one; if a member"
+            " really rotated the channel's key, join it again with --rotate (rotate=True); otherwise the link"
+            " may be forged",
+        )
     keyring.add(channel, key)
     return channel

@@ -8,7 +8,10 @@ server and the always-on agents) does to a request for a sealed channel and to w
 - creating a channel with ``encrypted: true`` makes its key first and keeps it once the relay agrees;
 - a file shared in a sealed channel is uploaded sealed and announced by a sealed message naming it;
 - every message in an answer is opened (or marked with why it could not be), and a sealed download is
-  decrypted. A nonce seen before in a channel, on another message, is reported as a replay.
+  decrypted. A nonce seen before in a channel, on another message, is reported as a replay. A message without
+  an envelope in a sealed channel (one whose key the keyring holds, or that the answer itself says is sealed),
+  or one whose ``sealed`` field is anything but an envelope (a relay-supplied ``"opened": true``), was never
+  sealed by a member: it is shut as ``unsealed``, never shown as its author's words.
 """
 
 from __future__ import annotations
@@ -180,26 +183,31 @@ class Sealer:
         yield  # a generator
 
     def _opened(self, response: Response) -> Response:
-        if b'"sealed"' not in response.body or not response.headers.get("content-type", "").startswith(
-            "application/json"
-        ):
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response
+        if b'"sealed"' not in response.body and not self.keyring.channels():
             return response
         document = json.loads(response.body)
         self.open_all(document.get("data"))
         return dataclasses.replace(response, body=json.dumps(document).encode())
 
     def open_all(self, data: Any) -> None:
-        """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions)."""
+        """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions), and
+        shut every message that should have been sealed and is not."""
         found: list[dict[str, Any]] = []
-        _sealed_messages(data, found)
-        if not found:
-            return
+        messages: list[dict[str, Any]] = []
+        sealed_channels: set[str] = set()
+        _walk(data, found, messages, sealed_channels)
         try:
+            sealed_channels |= self.keyring.channels()
             keys = self.keyring.snapshot()
         except SealError as exc:  # a damaged keyring: every sealed message says so, nothing is lost
             for message in found:
                 _shut(message, exc)
             return
+        for message in messages:
+            if message.get("sealed") is not None or message.get("channel") in sealed_channels:
+                _shut(message, _UNSEALED)
         for message in found:
             self.open_message(message, keys)
 
@@ -229,7 +237,11 @@ class Sealer:
 def _shut(message: dict[str, Any], why: SealError) -> None:
     """A sealed message that stays shut, saying why in its content (what a person or a model reads)."""
     message["content"], message["metadata"] = f"[sealed message not opened ({why.code}): {why.message}]", {}
-    message["sealed"] = {"kid": message["sealed"].get("kid"), "opened": False, "error": why.code}
+    envelope = message.get("sealed")
+    kid = envelope.get("kid") if isinstance(envelope, dict) else None
+    message["sealed"] = {"kid": kid, "opened": False, "error": why.code}
+    if "snippet" in message:
+        message["snippet"] = ""
 
 
 def _routing(message: dict[str, Any]) -> tuple[str, int, list[Any]]:
@@ -243,17 +255,32 @@ def _routing(message: dict[str, Any]) -> tuple[str, int, list[Any]]:
         raise SealError("malformed", f"the sealed message lacks its {exc.args[0]}") from exc
 
 
-def _sealed_messages(data: Any, found: list[dict[str, Any]]) -> None:
+_UNSEALED = SealError(
+    "unsealed",
+    "this message carries no sealed envelope in a sealed channel, so no member sealed it; it is not genuine"
+    " (the relay, or someone with its database, wrote it)",
+)
+
+
+def _walk(data: Any, found: list[dict[str, Any]], plain: list[dict[str, Any]], sealed_channels: set[str]) -> None:
+    """Collect the sealed messages, the messages without an envelope, and the channels the answer says are
+    sealed (a board's or a channel list's entries)."""
     if isinstance(data, list):
         for item in data:
-            _sealed_messages(item, found)
+            _walk(item, found, plain, sealed_channels)
     elif isinstance(data, dict):
         sealed = data.get("sealed")
         if isinstance(sealed, dict) and "ciphertext" in sealed:
             found.append(data)
+        elif "content" in data and ("author" in data or "from" in data) and isinstance(data.get("channel"), str):
+            plain.append(data)
+        if data.get("encrypted") is True:
+            name = data.get("channel") if isinstance(data.get("channel"), str) else data.get("name")
+            if isinstance(name, str):
+                sealed_channels.add(name)
         for value in data.values():
             if isinstance(value, (dict, list)):
-                _sealed_messages(value, found)
+                _walk(value, found, plain, sealed_channels)
 
 
 def _unchanged(outcome: Outcome) -> Steps[Outcome]:

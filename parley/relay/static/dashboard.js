@@ -23,6 +23,7 @@ const state = {
   arrivals: Promise.resolve(), // live messages are opened and placed one after another, in order
 };
 const $ = (id) => document.getElementById(id);
+const opened = (m) => Sealed.open(m, state.sealed.has(m.channel));
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -146,7 +147,8 @@ async function refreshBoard() {
   const [board, visible] = await Promise.all([api("GET", "/api/v1/board"), api("GET", "/api/v1/channels")]);
   for (const c of board.channels) if (c.encrypted) state.sealed.add(c.channel);
   for (const c of visible.channels) if (c.encrypted) state.sealed.add(c.name);
-  await Promise.all([...board.open_questions, ...board.mentions].map(Sealed.open));
+  for (const i of board.invitations) if (i.encrypted) state.sealed.add(i.channel);
+  await Promise.all([...board.open_questions, ...board.mentions].map(opened));
   const list = $("channels");
   list.replaceChildren();
   const groups = {};
@@ -301,7 +303,7 @@ async function openChannel(name) {
   if (state.invited && state.invited.has(name)) await api("POST", `/api/v1/channels/${encodeURIComponent(name)}/join`);
   const path = `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`;
   const page = name.startsWith("@") ? await api("GET", path).catch(() => ({ messages: [] })) : await api("GET", path);
-  for (const m of page.messages) place(await Sealed.open(m));
+  for (const m of page.messages) place(await opened(m));
   $("composer-text").focus();
   await refreshBoard();
 }
@@ -328,7 +330,7 @@ async function send(event) {
   $("composer-ask").checked = false;
   state.replyTo = null;
   $("reply-to").textContent = "";
-  place(await Sealed.open(posted.message));
+  place(await opened(posted.message));
 }
 
 async function upload(event) {
@@ -358,7 +360,7 @@ async function uploadSealed(file, channel) {
   const text = `Shared a file: ${file.name} (${file.size} bytes)`;
   const note = { channel, content: text, metadata: { files }, client_msg_id: `file-${stored.id}` };
   const posted = await api("POST", "/api/v1/messages", await Sealed.sealPost(note, state.me));
-  place(await Sealed.open(posted.message));
+  place(await opened(posted.message));
 }
 
 function save(blob, name) {
@@ -406,7 +408,7 @@ async function search(event) {
   const list = $("results");
   list.replaceChildren();
   if (!found.results.length) list.append(el("p", "Nothing found.", "empty"));
-  for (const hit of found.results) list.append(messageRow(hit, true));
+  for (const hit of found.results) list.append(messageRow(await opened(hit), true));
 }
 
 // -- live -----------------------------------------------------------------------------------------------------
@@ -433,7 +435,7 @@ function arrived(m) {
   state.cursor = m.id;
   const dmWith = state.channel && state.channel.startsWith("@") && m.channel.startsWith("dm:");
   if (m.channel === state.channel || (dmWith && m.channel.split(/[:+]/).includes(state.channel.slice(1)))) {
-    state.arrivals = state.arrivals.then(async () => place(await Sealed.open(m)));
+    state.arrivals = state.arrivals.then(async () => place(await opened(m)));
     state.onScreen = { channel: m.channel, id: m.id }; // seen: read it, so its channel is not counted unread
   }
   soon();

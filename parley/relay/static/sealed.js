@@ -42,8 +42,15 @@ const Sealed = (() => {
     const channel = params.get("channel");
     const key = params.get("k") || "";
     if (!channel || !/^[A-Za-z0-9_-]{43}$/.test(key)) return null;
-    await remember(channel, unb64(key));
     history.replaceState(null, "", location.pathname + location.search);
+    const held = keys()[channel];
+    const raw = unb64(key);
+    if (held && !held.keys[await keyId(raw)]) {
+      // A link that would replace the key this tab holds could be forged: the person confirms a rotation.
+      const question = `This link carries a different key for ${channel} than this page holds. Take it (only if a member rotated the channel's key)?`;
+      if (!window.confirm(question)) return channel;
+    }
+    await remember(channel, raw);
     return channel;
   }
 
@@ -58,10 +65,19 @@ const Sealed = (() => {
   const associatedData = (kid, [channel, author, parent, cmid]) =>
     encoder.encode(["parley-e2e", String(VERSION), kid, channel, author, parent == null ? "" : String(parent), cmid || ""].join("\n"));
 
-  async function open(m) {
+  async function open(m, sealedChannel) {
     // Replace a sealed message's envelope by its words, or by why they cannot be shown. Never throws.
+    // A message without an envelope in a sealed channel, or with anything else in its place (a relay's
+    // "opened: true"), was not sealed by a member: it is shown as not genuine, never as its author's words.
     const envelope = m.sealed;
-    if (!envelope || !envelope.ciphertext) return m;
+    if (!envelope || !envelope.ciphertext) {
+      if (envelope || sealedChannel || has(m.channel)) {
+        m.content = "⚠ not genuine: a message without a sealed envelope in a sealed channel (no member sealed it)";
+        m.metadata = {};
+        m.sealed = { opened: false, error: "unsealed" };
+      }
+      return m;
+    }
     const author = m.author || m.from;
     const id = m.message_id !== undefined && m.mention_id !== undefined ? m.message_id : m.id;
     const bound = [m.channel, author, m.parent_message_id ?? null, m.client_msg_id ?? null];

@@ -95,7 +95,8 @@ def _channel(row: Row, *, member: bool, members: int = 0) -> Channel:
         id=row["id"],
         name=row["name"],
         type=row["type"],
-        description=row["description"],
+        # A sealed channel shows no plaintext about itself (one stored before that rule is not served).
+        description="" if row["encrypted"] else row["description"],
         private=bool(row["private"]),
         archived=bool(row["archived"]),
         created_at=row["created_at"],
@@ -250,6 +251,12 @@ async def create_channel(
     name = rules.resolve_channel(caller.name, name)
     if rules.channel_type(name) == "dm":
         raise Unprocessable("a direct-message conversation opens with its first message", code="invalid_name")
+    if encrypted and description:
+        raise Unprocessable(
+            "a sealed channel takes no plaintext description (the relay would store and serve it in the clear);"
+            " say what it is for in a sealed message instead",
+            code="plaintext_in_sealed",
+        )
     owner = rules.channel_owner(name)
     if private or owner is not None:
         name, private = rules.private_channel_name(caller.name, name), True
@@ -786,7 +793,7 @@ async def insert_file(tx: Tx, caller: Caller, channel: str, upload: Upload) -> S
     found = await _channel_for_post(tx, caller, channel, now)
     upload = _sealed_upload(found, upload)
     stored = StoredFile(
-        id=secrets.token_urlsafe(12),
+        id=secrets.token_urlsafe(12).replace("-", "_"),  # never starting with "-": a CLI would take it for an option
         channel=channel,
         filename=upload.filename,
         content_type=upload.content_type,
@@ -1125,12 +1132,12 @@ async def board(tx: Tx, caller: Caller, *, after: str | None = None) -> Board:
 async def _invitations(tx: Tx, caller: Caller) -> list[Invitation]:
     """The newest invitations the caller has not answered (join the channel to accept, leave it to decline)."""
     rows = await tx.all(
-        "SELECT c.name AS channel, a.name AS inviter, i.created_at FROM invitations i"
+        "SELECT c.name AS channel, c.encrypted, a.name AS inviter, i.created_at FROM invitations i"
         " JOIN channels c ON c.id = i.channel_id JOIN agents a ON a.id = i.inviter_id"
         f" WHERE i.agent_id = :me AND NOT c.archived AND {in_scope(tx, caller)} ORDER BY i.created_at DESC LIMIT 20",
         **who(tx, caller),
     )
-    return [Invitation(row["channel"], row["inviter"], row["created_at"]) for row in rows]
+    return [Invitation(row["channel"], row["inviter"], row["created_at"], bool(row["encrypted"])) for row in rows]
 
 
 async def agents(tx: Tx, caller: Caller, *, channel_name: str | None) -> list[Seen]:
