@@ -279,7 +279,7 @@ def test_rotation_seals_with_the_new_key_and_keeps_old_messages_readable(
     unread = {m.id: m for m in bob.client.read(channel).messages}
     assert unread[old.id].content == "before rotation"
     assert unread[new.id].sealed == {"kid": new_kid, "opened": False, "error": "missing_key"}
-    bob.client.join_link(alice.client.link(channel))
+    bob.client.join_link(alice.client.link(channel), rotate=True)  # bob confirms: the key really was rotated
     reread = {m.id: m for m in bob.client.read(channel).messages}
     assert [reread[old.id].content, reread[new.id].content] == ["before rotation", "after rotation"]
     assert (reread[old.id].sealed or {})["kid"] == old_kid != new_kid
@@ -521,6 +521,12 @@ def test_the_command_line_creates_shares_joins_and_rotates(
     assert main(["read", channel]) == 0
     out = capsys.readouterr().out
     assert "rotate the db password" in out and "done, new key" not in out and "missing_key" in out
+    assert main(["join", rotated]) == 1  # another key than the one held: only with --rotate
+    assert "--rotate" in capsys.readouterr().err
+    assert main(["join", rotated, "--rotate"]) == 0
+    capsys.readouterr()
+    assert main(["read", channel]) == 0
+    assert "done, new key" in capsys.readouterr().out
 
 
 async def test_the_async_client_seals_and_opens(relay: Relay, trio: tuple[Member, Member, Member]) -> None:
