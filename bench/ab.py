@@ -2,6 +2,7 @@
 
     python bench/ab.py BEFORE [AFTER]               # git revisions; AFTER defaults to the working tree
     python bench/ab.py HEAD~3 HEAD --rounds 4 --postgres   # two PostgreSQL replicas instead of one SQLite relay
+    python bench/ab.py HEAD~3 HEAD --wake 1000     # wake latency with 1,000 parked waits instead of sends
 
 Back-to-back runs on this machine differ by 10-30% (its speed drifts over minutes), more than most changes
 are worth. So the two revisions take turns, round after round, each a fresh relay loaded by 16 keep-alive
@@ -21,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run import ROOT, UNLIMITED, Server, drop_database, postgres_database, sends
+from run import ROOT, UNLIMITED, Server, drop_database, postgres_database, sends, wakes
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SENDERS = 16
@@ -68,6 +69,37 @@ def worktree(revision: str, into: Path) -> Path:
     return into
 
 
+async def wake_once(source: Path | None, work: Path, tag: str, waiters: int) -> tuple[float, float]:
+    """p50 and p99 ms from a send to each of ``waiters`` parked waits, over five wakes, at ``source``."""
+    env = {**UNLIMITED, **({"PYTHONPATH": str(source)} if source else {})}
+    server = Server([sys.executable, "-m", "parley", "serve"], {**env, "PARLEY_DATA": str(work / tag)}, work / tag)
+    try:
+        await server.ready()
+        found = await wakes(server, server, waiters, rounds=5, tag=tag)
+    finally:
+        server.stop()
+    assert found["missed"] == 0, found
+    return found["p50_ms"], found["p99_ms"]
+
+
+async def compare_wakes(sources: dict[str, Path | None], rounds: int, waiters: int, work: Path) -> str:
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+    for round_ in range(rounds):
+        for n, (name, source) in enumerate(sources.items()):
+            results[name].append(await wake_once(source, work, f"w{round_}-{n}", waiters))
+    lines = [
+        f"| revision | wake p50 ms, {waiters} parked, each round | mean | p99 ms, each round | mean |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        p50s, p99s = [a for a, _ in runs], [b for _, b in runs]
+        lines.append(
+            f"| {name} | {', '.join(f'{v:.1f}' for v in p50s)} | {statistics.mean(p50s):.1f}"
+            f" | {', '.join(f'{v:.1f}' for v in p99s)} | {statistics.mean(p99s):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 async def compare(sources: dict[str, Path | None], rounds: int, seconds: float, replicas: int, work: Path) -> str:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
     for round_ in range(rounds):
@@ -93,6 +125,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0, help="load per run")
     parser.add_argument("--postgres", action="store_true", help="two PostgreSQL replicas rather than one SQLite relay")
+    parser.add_argument("--wake", type=int, metavar="N", help="measure wake latency with N parked waits instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="parley-ab-") as tmp:
         work = Path(tmp)
@@ -100,7 +133,10 @@ def main() -> None:
         sources[args.after or "working tree"] = worktree(args.after, work / "after") if args.after else None
         os.chdir(work)  # python -m parley imports from the current directory first
         try:
-            table = asyncio.run(compare(sources, args.rounds, args.seconds, 2 if args.postgres else 0, work))
+            if args.wake:
+                table = asyncio.run(compare_wakes(sources, args.rounds, args.wake, work))
+            else:
+                table = asyncio.run(compare(sources, args.rounds, args.seconds, 2 if args.postgres else 0, work))
         finally:
             os.chdir(ROOT)
             for source in sources.values():

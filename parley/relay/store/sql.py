@@ -151,11 +151,12 @@ async def _join(tx: Tx, agent_id: int, channel_id: int, now: float) -> bool:
         now=now,
     )
     if joined == 1:  # an invitation is answered by joining
-        await tx.run(_FORGET_INVITATION, agent=agent_id, channel=channel_id)
+        await tx.run(
+            "DELETE FROM invitations WHERE agent_id = :agent AND channel_id = :channel",
+            agent=agent_id,
+            channel=channel_id,
+        )
     return joined == 1
-
-
-_FORGET_INVITATION = "DELETE FROM invitations WHERE agent_id = :agent AND channel_id = :channel"
 
 
 async def _invited(tx: Tx, caller: Caller, channel: Channel) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -29,6 +30,8 @@ from parley.relay.store.sqlite_schema import MIGRATIONS
 #: Results are the best-ranked (FTS5 ``bm25``) among this many of the newest matches the caller may see:
 #: ranking every match of a common word in a million messages would cost more than the answer is worth.
 SEARCH_CANDIDATES = 500
+
+log = logging.getLogger("parley.relay")
 
 
 async def _fts5_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
@@ -96,7 +99,9 @@ class SQLiteStore(SQLStore):
         self.settings.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.engine.start()
         referenced = set(await self.read(sql.file_digests))
-        await asyncio.to_thread(self._collect_orphans, referenced)
+        removed = await asyncio.to_thread(self._collect_orphans, referenced)
+        if removed:
+            log.warning("removed %d stored file(s) that no file record names (an upload cut off by a crash)", removed)
 
     async def close(self) -> None:
         await super().close()
