@@ -98,3 +98,12 @@ def test_ab_bench_quick_run() -> None:
     for row in rows:
         rate, cost = float(row.split("|")[3].replace(",", "")), float(row.split("|")[5].replace(",", ""))
         assert rate > 0 and cost > 0
+
+
+def test_ab_bench_measures_wakes() -> None:
+    table = _bench("ab.py", "HEAD", "--rounds", "1", "--wake", "5")
+    rows = [line for line in table.splitlines() if line.startswith(("| HEAD |", "| working tree |"))]
+    assert len(rows) == 2
+    for row in rows:
+        p50, p99 = float(row.split("|")[3]), float(row.split("|")[5])
+        assert 0 < p50 <= p99
