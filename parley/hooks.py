@@ -23,9 +23,10 @@ from typing import Any, TextIO
 import httpx
 
 from parley import env
+from parley.client.errors import ParleyError
 from parley.connect import SLEEP_SECONDS
-from parley.limits import DM_PREFIX
-from parley.wake import CONNECT_TIMEOUT, Follower, ForMe, State, state_dir, tell
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
+from parley.wake import Follower, ForMe, State, state_dir, tell
 
 #: Each client's name for the events, where it has them.
 EVENT_NAMES = {
@@ -34,7 +35,8 @@ EVENT_NAMES = {
     "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
     "cursor": {"stop": "stop"},
 }
-POLL_SECONDS = 25
+#: A hook never holds up its session: a relay that does not connect within this is away (and not retried).
+HOOK_CONNECT_SECONDS = 3.0
 
 
 class Hook:
@@ -44,41 +46,40 @@ class Hook:
         self.consumer = f"{client}-{session}"
         self.directory = directory or state_dir()
 
-    def follower(self, client: httpx.AsyncClient) -> Follower:
-        return Follower(consumer=self.consumer, client=client, directory=self.directory)
-
     async def run(self, out: TextIO, err: TextIO, *, sleep_seconds: float = SLEEP_SECONDS) -> int:
-        timeout = httpx.Timeout(POLL_SECONDS + 15, connect=CONNECT_TIMEOUT)
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        follower = Follower(
+            consumer=self.consumer, directory=self.directory, retries=0, connect_timeout=HOOK_CONNECT_SECONDS
+        )
+        try:
             if self.event == "session-start":
-                return self._context(out, await self._waiting(client))
+                return self._context(out, await self._waiting(follower))
             if self.event == "prompt":
-                return self._context(out, await self._since_last_turn(client))
+                return self._context(out, await self._since_last_turn(follower))
             if self.client == "claude-code":
-                return await self._sleep(client, err, sleep_seconds)
-            return self._continue(out, await self._since_last_turn(client))
+                return await self._sleep(follower, err, sleep_seconds)
+            return self._continue(out, await self._since_last_turn(follower))
+        finally:
+            await follower.aclose()
 
     # -- what to say -------------------------------------------------------------------------------
 
-    async def _waiting(self, client: httpx.AsyncClient) -> str:
+    async def _waiting(self, follower: Follower) -> str:
         """At the start of a session: what is unread for me, and from here on the session's cursor."""
-        follower = self.follower(client)
-        board = await follower._get(client, "/api/v1/board")
-        follower.state.me, follower.state.cursor = board["agent"], int(board["cursor"])
+        board = await follower.client.board()
+        follower.state.me, follower.state.cursor = board.agent, board.cursor
         follower.commit()
-        me = board["agent"]
-        found = [ForMe("question", q) for q in board["open_questions"] if q.get("expects_reply") == me]
-        seen = {item.message["id"] for item in found}
-        found += [ForMe("mention", m | _mention_message(m)) for m in board["mentions"] if m["message_id"] not in seen]
-        dms = [c for c in board["channels"] if c["channel"].startswith(DM_PREFIX) and c["unread"]]
+        me = board.agent
+        found = [ForMe("question", q.message) for q in board.open_questions if q.message.expects_reply == me]
+        seen = {item.message.id for item in found}
+        found += [ForMe("mention", m.message()) for m in board.mentions if m.message_id not in seen]
+        dms = [c for c in board.channels if c.channel.startswith(DM_PREFIX) and c.unread]
         lines = [tell(found)] if found else []
-        lines += [f"parley: {c['unread']} unread in your DM {c['channel']} (read it with read_messages)." for c in dms]
+        lines += [f"parley: {c.unread} unread in your DM {c.channel} (read it with read_messages)." for c in dms]
         return "\n\n".join(lines)
 
-    async def _since_last_turn(self, client: httpx.AsyncClient) -> str:
-        follower = self.follower(client)
-        await follower.start(client)
-        found = await follower.poll(client, wait=0)
+    async def _since_last_turn(self, follower: Follower) -> str:
+        await follower.start()
+        found = await follower.poll(wait=0)
         follower.commit()
         return tell(found)
 
@@ -103,20 +104,19 @@ class Hook:
 
     # -- Claude Code's sleeper -------------------------------------------------------------------------
 
-    async def _sleep(self, client: httpx.AsyncClient, err: TextIO, sleep_seconds: float) -> int:
+    async def _sleep(self, follower: Follower, err: TextIO, sleep_seconds: float) -> int:
         """Wait on the relay; exit 2 with the message on stderr (which wakes the session) when one arrives."""
         pidfile = self.directory / "wake" / f"sleeper-{self.consumer}.pid"
         pidfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pidfile.write_text(str(os.getpid()))
-        follower = self.follower(client)
-        await follower.start(client)
+        await follower.start()
         deadline = asyncio.get_running_loop().time() + sleep_seconds
         while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            found = await follower.poll(client, wait=min(POLL_SECONDS, left))
+            found = await follower.poll(wait=min(DEFAULT_MAX_WAIT_SECONDS, left))
             if not _newest(pidfile):
                 return 0  # a newer turn has its own sleeper
             told = State(follower.state.path).cursor or 0  # a prompt hook may have told some meanwhile
-            fresh = [item for item in found if item.message["id"] > told]
+            fresh = [item for item in found if item.message.id > told]
             if fresh:
                 follower.commit()
                 err.write(tell(fresh) + "\n")
@@ -131,16 +131,6 @@ def _newest(pidfile: Path) -> bool:
         return False
 
 
-def _mention_message(mention: dict[str, Any]) -> dict[str, Any]:
-    """A board mention in the shape of a message."""
-    return {
-        "id": mention["message_id"],
-        "author": mention["from"],
-        "mentions": [],
-        "created_at": mention["timestamp"],
-    }
-
-
 def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Run one hook; never fail the session (exit 0 on every error, quietly)."""
     try:
@@ -149,7 +139,7 @@ def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sy
         if not isinstance(payload, dict) or not env.client()[1]:
             raise ValueError("no payload or no key")
         return asyncio.run(Hook(client, event, payload).run(stdout, sys.stderr))
-    except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
+    except (ParleyError, httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
         if client == "gemini" or (event == "stop" and client != "claude-code"):
             stdout.write("{}")
         return 0

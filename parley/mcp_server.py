@@ -30,15 +30,15 @@ except ImportError as exc:
 
 from parley import __version__, env
 from parley.boundary import EXPLAINED
+from parley.client.errors import ParleyError
 from parley.client.retry import backoff
 from parley.executors.async_http import AsyncExecutor
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.tool_definitions import load
 from parley.wake import Follower
 
 log = logging.getLogger("parley.mcp")
 
-#: Clients time an MCP request out at about 60 s: a wait through MCP is held well under that.
-MCP_MAX_WAIT_SECONDS = 25
 #: ``claude --dangerously-load-development-channels server:parley`` lets Claude Code take the pushes.
 CHANNEL_CAPABILITY = "claude/channel"
 INSTRUCTIONS = (
@@ -58,8 +58,8 @@ async def run_tool(executor: AsyncExecutor, name: str, arguments: dict[str, Any]
     arguments = dict(arguments or {})
     if name == "wait_for_messages":
         asked = arguments.get("timeout_seconds")
-        wait = asked if isinstance(asked, int) and not isinstance(asked, bool) else MCP_MAX_WAIT_SECONDS
-        arguments["timeout_seconds"] = max(0, min(wait, MCP_MAX_WAIT_SECONDS))
+        wait = asked if isinstance(asked, int) and not isinstance(asked, bool) else DEFAULT_MAX_WAIT_SECONDS
+        arguments["timeout_seconds"] = max(0, min(wait, DEFAULT_MAX_WAIT_SECONDS))
     result = await executor.execute_json(name, arguments)
     return types.CallToolResult(content=[types.TextContent(type="text", text=result.text)], is_error=not result.ok)
 
@@ -128,11 +128,11 @@ async def follow_and_push(follower: Follower, send: Callable[[Any], Awaitable[No
     failures = 0
     while True:
         try:
-            async for found in follower.follow(MCP_MAX_WAIT_SECONDS):
+            async for found in follower.follow(DEFAULT_MAX_WAIT_SECONDS):
                 for item in found:
                     await send(_ChannelNotification(params=_ChannelParams(content=item.instruction(), meta=item.meta)))
                 failures = 0
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+        except (ParleyError, KeyError, ValueError) as exc:
             failures += 1
             delay = backoff(min(failures, 6), None)
             log.warning("cannot follow the relay (%s); trying again in %.1f s", exc, delay)

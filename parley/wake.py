@@ -1,13 +1,15 @@
-"""What is meant for me, and following it: the one model behind MCP pushes, hooks and ``parley tail --me``.
+"""Following what is meant for me: the one model behind MCP pushes, hooks and ``parley tail --me``.
 
-Meant for me: a DM to me, an ``@mention`` of me, a question addressed to me (``expects_reply`` is my name),
-or a reply in a thread I started. A follower long-polls the relay's events from a cursor kept in a small
-state file, so a restart resumes where it stopped: nothing is skipped and nothing is told twice to one
-consumer. Telling is a hint, not delivery: the messages stay unread until the agent reads them.
+Told: a DM to me, an ``@mention`` of me, a question addressed to me, or a reply in a thread I started
+(``parley.client.follow.meant_for_me``; open questions for anyone are not a wake-up). A follower long-polls
+the relay's events through ``AsyncClient`` from a cursor kept in a small state file, so a restart resumes
+where it stopped: nothing is skipped and nothing is told twice to one consumer. Telling is a hint, not
+delivery: the messages stay unread until the agent reads them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -15,7 +17,6 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from parley.extras import missing
 
@@ -26,15 +27,18 @@ except ImportError as exc:
 
 from parley import env
 from parley.boundary import wrap, wrap_line
-from parley.client.calls import agent_headers
-from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
-from parley.sealed.sealer import Sealer
+from parley.client import records as r
+from parley.client.aio import CONNECT_TIMEOUT, AsyncClient
+from parley.client.errors import ParleyError
+from parley.client.follow import Follow, Why, meant_for_me
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 
-#: What following raises when the relay cannot be reached or refuses.
-FollowError = httpx.HTTPError
+#: What following raises when the relay refuses (a revoked key...) or cannot be reached after the retries.
+FollowError = ParleyError
 #: How many of my own message ids to remember, to recognise replies in my threads.
 MY_MESSAGES_KEPT = 200
-CONNECT_TIMEOUT = 3.0
+#: What a follower tells: everything meant for me but open questions for anyone (those are not a wake-up).
+TOLD: frozenset[Why] = frozenset({"dm", "question", "mention", "reply"})
 
 
 def state_dir() -> Path:
@@ -45,8 +49,8 @@ def state_dir() -> Path:
 class ForMe:
     """A message meant for me, and why (``dm``, ``mention``, ``question`` or ``reply``)."""
 
-    kind: str
-    message: dict[str, Any]
+    kind: Why
+    message: r.Message
 
     @property
     def meta(self) -> dict[str, str]:
@@ -54,37 +58,23 @@ class ForMe:
         m = self.message
         return {
             "kind": self.kind,
-            "channel": str(m["channel"]),
-            "author": str(m["author"]),
-            "message_id": str(m["id"]),
-            "thread": str(m["parent_message_id"] or m["id"]),
+            "channel": m.channel,
+            "author": m.author,
+            "message_id": str(m.id),
+            "thread": str(m.parent_message_id or m.id),
         }
 
     def line(self) -> str:
         """One line for a terminal or a Monitor, the content fenced (in the line) as other agents' words."""
         m = self.message
-        return f"[{self.kind}] #{m['channel']} {m['author']} (id {m['id']}): {wrap_line(str(m['content']))}"
+        return f"[{self.kind}] #{m.channel} {m.author} (id {m.id}): {wrap_line(m.content)}"
 
     def instruction(self) -> str:
         """What to tell an agent: where to answer, with the other agent's words fenced."""
         m = self.message
-        where = f"in #{m['channel']}, thread {m['parent_message_id'] or m['id']}"
-        how = "reply with send_message(reply_to=...)" if self.kind != "dm" else f"answer with channel '@{m['author']}'"
-        return f"parley: {self.kind} from {m['author']} {where} (message {m['id']}); {how}.\n{wrap(str(m['content']))}"
-
-
-def meant_for_me(me: str, message: dict[str, Any], mine: set[int]) -> ForMe | None:
-    if message["author"] == me:
-        return None
-    if str(message["channel"]).startswith(DM_PREFIX):
-        return ForMe("dm", message)
-    if message.get("expects_reply") == me:
-        return ForMe("question", message)
-    if me in message.get("mentions", ()):
-        return ForMe("mention", message)
-    if message.get("parent_message_id") in mine:
-        return ForMe("reply", message)
-    return None
+        where = f"in #{m.channel}, thread {m.parent_message_id or m.id}"
+        how = "reply with send_message(reply_to=...)" if self.kind != "dm" else f"answer with channel '@{m.author}'"
+        return f"parley: {self.kind} from {m.author} {where} (message {m.id}); {how}.\n{wrap(m.content)}"
 
 
 def tell(found: list[ForMe]) -> str:
@@ -116,7 +106,8 @@ class State:
 
 
 class Follower:
-    """Follows one agent's events for one consumer (``mcp``, ``tail``, a hook session...)."""
+    """Follows one agent's events for one consumer (``mcp``, ``tail``, a hook session...), through
+    ``AsyncClient`` (sealed messages are told opened, or why they could not be)."""
 
     def __init__(
         self,
@@ -125,46 +116,53 @@ class Follower:
         name: str | None = None,
         *,
         consumer: str,
-        client: httpx.AsyncClient | None = None,
+        http: httpx.AsyncClient | None = None,
         directory: Path | None = None,
+        retries: int = 4,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        self.url, found_key, found_name = env.client(url, key, name)
+        url, found_key, found_name = env.client(url, key, name)
         if not found_key:
             raise ValueError(f"no key: set PARLEY_KEY or put it in {env.config_file()}")
-        self.headers = agent_headers(found_key, found_name)
+        self.client = AsyncClient(
+            url, found_key, found_name, http=http, retries=retries, connect_timeout=connect_timeout
+        )
         self.consumer = consumer
-        self.client = client
         # One state file per identity (key and name, hashed: never the key itself) and consumer.
         identity = hashlib.sha256(f"{found_key}\0{found_name or ''}".encode()).hexdigest()[:16]
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in consumer)[:80]
         self.state = State((directory or state_dir()) / "wake" / f"{identity}--{safe}.json")
-        self.sealer = Sealer(me=found_name)  # sealed messages are told opened (or why they could not be)
 
     @property
     def me(self) -> str:
         return self.state.me
 
-    async def start(self, client: httpx.AsyncClient) -> None:
+    async def start(self) -> None:
         """Where to resume: the saved cursor; the first time, who I am and now (one request)."""
         if self.state.me and self.state.cursor is not None:
             return
-        me = await self._get(client, "/api/v1/me")
-        self.state.me, self.state.cursor = me["name"], int(me["cursor"])
+        me = await self.client.me()
+        self.state.me, self.state.cursor = me.name, me.cursor
         self.state.save()
 
-    async def poll(self, client: httpx.AsyncClient, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> list[ForMe]:
-        """The next messages meant for me (waiting up to ``wait`` s); the cursor moves past everything read."""
-        assert self.state.cursor is not None, "start() first"
-        page = await self._get(client, "/api/v1/events", since=self.state.cursor, wait=wait, peek="true")
+    def told(self, messages: list[r.Message]) -> list[ForMe]:
+        """What of ``messages`` is meant for me; my own are remembered, to recognise replies to them."""
         mine = set(self.state.mine)
         found = []
-        for message in page["messages"]:
-            if message["author"] == self.me:
-                mine.add(message["id"])
-                self.state.mine.append(message["id"])
-            elif (item := meant_for_me(self.me, message, mine)) is not None:
-                found.append(item)
-        self.state.cursor = int(page["cursor"])
+        for message in messages:
+            if message.author == self.me:
+                mine.add(message.id)
+                self.state.mine.append(message.id)
+            elif (why := meant_for_me(self.me, message, mine)) is not None and why in TOLD:
+                found.append(ForMe(why, message))
+        return found
+
+    async def poll(self, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> list[ForMe]:
+        """The next messages meant for me (waiting up to ``wait`` s); the cursor moves past everything read."""
+        assert self.state.cursor is not None, "start() first"
+        follow = Follow(self.state.cursor, wait, peek=True)
+        found = self.told(follow.answered(await self.client.call(follow.call())))
+        self.state.cursor = follow.cursor
         return found
 
     def commit(self) -> None:
@@ -172,28 +170,22 @@ class Follower:
         self.state.save()
 
     async def follow(self, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> AsyncIterator[list[ForMe]]:
-        """Forever: each batch of messages meant for me. The cursor is saved once the consumer asks for the
-        next batch, so a consumer that dies while telling is told again after a restart, never twice before."""
-        async with self._client() as client:
-            await self.start(client)
-            while True:
-                found = await self.poll(client, wait)
-                if found:
-                    yield found  # resumed once the consumer has told them
-                self.commit()
+        """Forever: each batch of messages meant for me, a relay that restarts or is busy waited out. The cursor
+        is saved once the consumer asks for the next batch, so a consumer that dies while telling is told again
+        after a restart, never twice before."""
+        await self.start()
+        assert self.state.cursor is not None
+        follow = Follow(self.state.cursor, wait, peek=True)
+        while True:
+            try:
+                found = self.told(follow.answered(await self.client.call(follow.call())))
+            except ParleyError as exc:
+                await asyncio.sleep(follow.failed(exc))
+                continue
+            self.state.cursor = follow.cursor
+            if found:
+                yield found  # resumed once the consumer has told them
+            self.commit()
 
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
-        if self.client is not None:
-            yield self.client
-            return
-        timeout = httpx.Timeout(DEFAULT_MAX_WAIT_SECONDS + 15, connect=CONNECT_TIMEOUT)
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            yield client
-
-    async def _get(self, client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-        response = await client.get(self.url + path, params=params, headers=self.headers)
-        response.raise_for_status()
-        found = response.json()["data"]
-        self.sealer.open_all(found)
-        return found
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -292,6 +292,7 @@ def test_crafted_content_lands_inside_a_fence_on_every_surface(
     relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from parley.cli import main
+    from parley.client.records import Message
     from parley.executors import Executor
     from parley.wake import ForMe
 
@@ -309,13 +310,14 @@ def test_crafted_content_lands_inside_a_fence_on_every_surface(
         _no_forgery_outside(executor.execute("join_channel", {"channel": trap}))
         _no_forgery_outside(executor.execute("check_board"))
     # A Claude Code channel push and a hook's additionalContext (the same instruction), and the hook itself.
-    _no_forgery_outside(ForMe("question", forged).instruction())
+    forged_message = Message.from_dict(forged)
+    _no_forgery_outside(ForMe("question", forged_message).instruction())
     environment, session = _env(relay, alice, tmp_path), unique("s")
     payload = json.dumps(_payload("claude-code", "session-start", session))
     started = _answer("claude-code", "session-start", _hook("claude-code", "session-start", environment, payload))
     _no_forgery_outside(started["hookSpecificOutput"]["additionalContext"])
     # parley tail --me: one line per message, the content fenced within it.
-    line = ForMe("question", forged).line()
+    line = ForMe("question", forged_message).line()
     assert "\n" not in line
     _no_forgery_outside(line)
     # The CLI, as a person or an agent running it in a shell reads it.

@@ -24,6 +24,7 @@ from parley import env
 from parley.agents.brain import Brain, ModelUnavailable
 from parley.agents.runner import AgentRunner, Guards
 from parley.executors import Executor
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS, HARD_MAX_WAIT_SECONDS
 
 
 def _state_dir() -> Path:
@@ -40,7 +41,12 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-replies-per-minute", type=int, default=Guards.max_replies_per_minute)
     p.add_argument("--daily-token-budget", type=int, help="stop for the day after this many tokens")
     p.add_argument("--daily-call-budget", type=int, help="stop for the day after this many model calls")
-    p.add_argument("--wait", type=int, default=25, help="seconds per long-poll (at most 50)")
+    p.add_argument(
+        "--wait",
+        type=int,
+        default=DEFAULT_MAX_WAIT_SECONDS,
+        help=f"seconds per long-poll (at most {HARD_MAX_WAIT_SECONDS})",
+    )
     p.add_argument("--instructions", default="", help="extra instructions for the model")
     p.add_argument("--state-dir", type=Path, default=_state_dir(), help="where today's usage is kept (%(default)s)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -37,7 +38,7 @@ def cmd_tail(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
         async for found in Follower(url, key, name, consumer=args.consumer).follow():
             for item in found:
-                print(json.dumps(item.message) if args.json else item.line(), flush=True)
+                print(json.dumps(dataclasses.asdict(item.message)) if args.json else item.line(), flush=True)
 
     try:
         asyncio.run(tail())

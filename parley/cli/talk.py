@@ -11,6 +11,7 @@ from typing import Any
 from parley.boundary import wrap_line
 from parley.cli.common import CLIError, client, content, print_json, print_messages, refused
 from parley.client import Client, ParleyError
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.sealed.keyring import new_key
 
 
@@ -222,7 +223,9 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p = command("wait", "wait for new messages for you (or on one --channel)", cmd_wait)
     p.add_argument("--channel", help="wait on one channel (default: everything for you)")
     p.add_argument("--since", type=int, help="cursor (default: from now)")
-    p.add_argument("--timeout", type=float, default=25, help="seconds to wait (the relay caps it)")
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_MAX_WAIT_SECONDS, help="seconds to wait (the relay caps it)"
+    )
     command("board", "channels, unread counts, open questions for you", cmd_board)
     p = command("claim", "claim an open question before answering it (one agent wins)", cmd_claim)
     p.add_argument("message_id", type=int)

@@ -17,8 +17,7 @@ from parley import env
 from parley.client import calls
 from parley.client import records as r
 from parley.client.errors import ParleyError
-from parley.client.retry import backoff
-from parley.client.sync import FOLLOW_THROUGH
+from parley.client.follow import Follow
 from parley.client.transport import Response, TransportError
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.sealed.keyring import Keyring, link_for, take_link
@@ -26,6 +25,9 @@ from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+#: Seconds to connect to the relay (a relay that is up answers in milliseconds; one that is away, never).
+CONNECT_TIMEOUT = 10.0
 
 
 def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
@@ -36,9 +38,13 @@ def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[AsyncClie
 
 
 async def drive(
-    steps: calls.Steps[T], http: httpx.AsyncClient, base_url: str, sleep: Callable[[float], Awaitable[None]]
+    steps: calls.Steps[T],
+    http: httpx.AsyncClient,
+    base_url: str,
+    sleep: Callable[[float], Awaitable[None]],
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> T:
-    """Run steps on httpx (the async client and the async executor)."""
+    """Run steps on httpx (the async client and the async executor); connecting may take ``connect_timeout``."""
     try:
         step = next(steps)
         while True:
@@ -48,8 +54,9 @@ async def drive(
                 continue
             outcome: Response | TransportError
             try:
+                timeout = httpx.Timeout(step.timeout, connect=min(step.timeout, connect_timeout))
                 answer = await http.request(
-                    step.method, base_url + step.path, headers=step.headers, content=step.body, timeout=step.timeout
+                    step.method, base_url + step.path, headers=step.headers, content=step.body, timeout=timeout
                 )
                 headers = {k.lower(): v for k, v in answer.headers.items()}
                 outcome = Response(answer.status_code, headers, answer.content)
@@ -74,9 +81,10 @@ class AsyncClient:
         retries: int = 4,
         http: httpx.AsyncClient | None = None,
         keyring: Keyring | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.url, key, name = env.client(url, key, name)
-        self.timeout, self.retries = timeout, retries
+        self.timeout, self.retries, self.connect_timeout = timeout, retries, connect_timeout
         self.http = http or httpx.AsyncClient()
         self.headers = calls.agent_headers(key, name, admin_token=admin_token)
         self.sealer = Sealer(keyring or Keyring(), me=name)
@@ -92,7 +100,7 @@ class AsyncClient:
 
     async def call(self, call: calls.Call[T]) -> T:
         steps = call.steps(self.headers, self.timeout, self.retries, self.sealer)
-        return await drive(steps, self.http, self.url, asyncio.sleep)
+        return await drive(steps, self.http, self.url, asyncio.sleep, self.connect_timeout)
 
     def link(self, channel: str) -> str:
         """The join link of a sealed channel whose key you hold (it carries the key: share it privately)."""
@@ -131,19 +139,12 @@ class AsyncClient:
         self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS
     ) -> AsyncIterator[r.Message]:
         """Every message for you, forever, from ``since`` (default: now); see ``Client.follow``."""
-        cursor = since if since is not None else (await self.me()).cursor
-        failures = 0
+        follow = Follow(since if since is not None else (await self.me()).cursor, wait)
         while True:
             try:
-                page = await self.events(cursor, wait=wait)
+                messages = follow.answered(await self.call(follow.call()))
             except ParleyError as exc:
-                if exc.code not in FOLLOW_THROUGH:
-                    raise
-                await asyncio.sleep(backoff(min(failures, 5), None))
-                failures += 1
+                await asyncio.sleep(follow.failed(exc))
                 continue
-            failures = 0
-            for message in page.messages:
-                cursor = message.id
+            for message in messages:
                 yield message
-            cursor = page.cursor

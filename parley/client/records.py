@@ -91,6 +91,7 @@ class Mention:
     expects_reply: str
     timestamp: str
     read: bool
+    sealed: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mention:
@@ -104,6 +105,22 @@ class Mention:
             expects_reply=d.get("expects_reply", "none"),
             timestamp=d["timestamp"],
             read=bool(d["read"]),
+            sealed=d.get("sealed"),
+        )
+
+    def message(self) -> Message:
+        """The message that mentions you."""
+        return Message(
+            id=self.message_id,
+            channel=self.channel,
+            author=self.author,
+            content=self.content,
+            metadata={},
+            parent_message_id=self.parent_message_id,
+            expects_reply=self.expects_reply,
+            mentions=[],
+            created_at=self.timestamp,
+            sealed=self.sealed,
         )
 
 

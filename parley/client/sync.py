@@ -21,7 +21,7 @@ from parley import env
 from parley.client import calls
 from parley.client import records as r
 from parley.client.errors import ParleyError, RelayUnreachable
-from parley.client.retry import backoff
+from parley.client.follow import Follow
 from parley.client.transport import KeepAliveTransport, Transport
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.sealed.keyring import Keyring, link_for, take_link
@@ -29,9 +29,6 @@ from parley.sealed.sealer import Sealer
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-#: Answers worth waiting out while following (the relay restarting, or busy): everything else is raised.
-FOLLOW_THROUGH = frozenset({"relay_unreachable", "http_502", "http_503", "http_504", "service_unavailable"})
 
 
 def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[Client, P], T]:
@@ -113,23 +110,15 @@ class Client:
 
     def follow(self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> Iterator[r.Message]:
         """Every message for you, forever, from ``since`` (default: now). A relay that restarts or is busy is
-        waited out; nothing is skipped or repeated, because the cursor moves only past what was yielded."""
-        cursor = since if since is not None else self.me().cursor
-        failures = 0
+        waited out; nothing is skipped or repeated (``parley.client.follow``)."""
+        follow = Follow(since if since is not None else self.me().cursor, wait)
         while True:
             try:
-                page = self.events(cursor, wait=wait)
+                messages = follow.answered(self.call(follow.call()))
             except ParleyError as exc:
-                if exc.code not in FOLLOW_THROUGH:
-                    raise
-                self._sleep(backoff(min(failures, 5), None))
-                failures += 1
+                self._sleep(follow.failed(exc))
                 continue
-            failures = 0
-            for message in page.messages:
-                cursor = message.id
-                yield message
-            cursor = page.cursor
+            yield from messages
 
 
 __all__ = ["Client", "ParleyError", "RelayUnreachable"]
