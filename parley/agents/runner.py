@@ -3,6 +3,8 @@
 Meant for it: a DM to it, an ``@mention`` of it, ``expects_reply`` naming it, or an open question
 (``anyone``) that it claims first and wins. Its own messages and messages for others are ignored.
 A turn is the vendor's tool loop (see ``brain.py``); the answer is posted as a reply in the thread.
+The runner's own dealings with the relay go through ``parley.Client`` (its follow loop and "meant for me" are
+``parley.client.follow``'s); the model's tool calls go through the executor.
 
 Guards a user can see and set (``Guards``): tool rounds per turn, replies per minute, a daily token or
 call budget (kept in a state file, so a restart does not reset it). The runner refuses to start when its
@@ -22,12 +24,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from parley.agents.brain import Brain, ModelUnavailable, Turn
 from parley.boundary import EXPLAINED, wrap
+from parley.client import Client, ParleyError
+from parley.client import records as r
+from parley.client.follow import Follow, meant_for_me
 from parley.executors import Executor
-from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
+from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 
 log = logging.getLogger("parley.agents")
 
@@ -69,8 +73,10 @@ class AgentRunner:
         state_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.timezone.utc).date(),
+        client: Client | None = None,
     ) -> None:
         self.executor = executor
+        self.client = client or executor.client()
         self.brain = brain
         self.channels = channels
         self.guards = guards or Guards()
@@ -84,7 +90,7 @@ class AgentRunner:
         self.usage = Usage(today())
         self.turns: list[Turn] = []
         self._replies: collections.deque[float] = collections.deque()
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._pending: collections.deque[r.Message] = collections.deque()
         self._stop = threading.Event()
 
     # -- the loop -----------------------------------------------------------------------------
@@ -94,36 +100,38 @@ class AgentRunner:
         self._stop.set()
 
     def run(self) -> str:
-        """Loop until stopped; returns why it stopped: 'stopped', 'interrupted', 'budget' or 'archived'.
-        Raises ModelUnavailable, before touching the relay, when the model does not answer."""
+        """Loop until stopped; returns why it stopped: 'stopped', 'interrupted', 'budget', 'archived' or 'refused'
+        (the relay no longer takes its key). Raises ModelUnavailable, before touching the relay, when the model
+        does not answer."""
         try:
             self.brain.check()
         except Exception as exc:
             raise ModelUnavailable(f"{self.brain.vendor} model '{self.brain.model}' does not answer: {exc}") from exc
-        board = self._call("check_board")
-        self.name = board["agent"]
-        self.cursor = board["cursor"]
+        board = self.client.board()
+        self.name, self.cursor = board.agent, board.cursor
         self._load_usage()
         for channel in self.channels:
-            self._call("join_channel", channel=channel)  # its events reach us (created if missing)
+            self.client.join(channel)  # its events reach us (created if missing)
         log.info("%s is listening in %s", self.name, ", ".join(self.channels))
+        follow = Follow(self.cursor)
         try:
             while not self._stop.is_set():
                 if self._budget_spent():
                     self._say(f"⏸ {self.name}: my daily budget is spent; I am stopping until tomorrow.")
                     return "budget"
-                page = self.executor.execute_json(
-                    "wait_for_messages", {"since": self.cursor, "timeout_seconds": self._next_wait()}
-                )
-                if not page.ok:
-                    log.warning("waiting failed: %s", page.text)
-                    self._stop.wait(1.0)
+                follow.wait = self._next_wait()
+                try:
+                    messages = follow.answered(self.client.call(follow.call()))
+                except ParleyError as exc:
+                    if exc.status == 401:
+                        log.error("%s: the relay refuses its key (%s); stopping", self.name, exc)
+                        return "refused"
+                    log.warning("waiting failed: %s", exc)
+                    self._stop.wait(follow.failed(exc))
                     continue
-                for message in page.data["messages"]:
-                    if self._meant_for_me(message):
-                        self._pending.append(message)
-                self.cursor = page.data["cursor"]
-                if not page.data["messages"] and self._archived():
+                self._pending.extend(message for message in messages if self._meant_for_me(message))
+                self.cursor = follow.cursor
+                if not messages and self._archived():
                     log.warning("%s: channel archived; stopping", self.name)
                     return "archived"
                 if self._take_turns() == "archived":
@@ -141,19 +149,19 @@ class AgentRunner:
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def _meant_for_me(self, message: dict[str, Any]) -> bool:
-        if message["author"] == self.name:
+    def _meant_for_me(self, message: r.Message) -> bool:
+        """What ``meant_for_me`` says is addressed to this agent, in its channels or its DMs; an open question
+        only if it claims it first and wins (lost: someone else has it; stay quiet)."""
+        why = meant_for_me(self.name, message)
+        if why is None or not (why == "dm" or message.channel in self.channels):
             return False
-        channel = message["channel"]
-        if not (channel in self.channels or channel.startswith(DM_PREFIX)):
-            return False
-        expects = message["expects_reply"]
-        if expects == self.name or self.name in message["mentions"]:
+        if why == "open":
+            try:
+                self.client.claim(message.id)
+            except ParleyError:
+                return False
             return True
-        if expects == "anyone":
-            claim = self.executor.execute_json("claim_question", {"message_id": message["id"]})
-            return claim.ok  # lost: someone else has it; stay quiet
-        return False
+        return why in ("question", "mention") or (why == "dm" and message.expects_reply != "none")
 
     # -- turns ----------------------------------------------------------------------------------
 
@@ -163,37 +171,41 @@ class AgentRunner:
             turn = self._turn(message)
             if turn is None or not turn.text.strip():
                 continue
-            posted = self.executor.execute_json(
-                "send_message", {"channel": message["channel"], "content": turn.text, "reply_to": message["id"]}
-            )
-            if not posted.ok and posted.error and posted.error["code"] == "channel_archived":
-                return "archived"
+            try:
+                self.client.post(message.channel, turn.text, reply_to=message.id)
+            except ParleyError as exc:
+                if exc.code == "channel_archived":
+                    return "archived"
+                log.warning("%s could not post its reply to message %s: %s", self.name, message.id, exc)
             self._replies.append(self.clock())
         return None
 
-    def _turn(self, message: dict[str, Any]) -> Turn | None:
-        context = self.executor.execute("read_messages", {"channel": message["channel"], "limit": 12})
+    def _turn(self, message: r.Message) -> Turn | None:
+        context = self.executor.execute("read_messages", {"channel": message.channel, "limit": 12})
         prompt = (
-            f"Recent messages in {message['channel']}:\n{context}\n\n"
-            f"Message {message['id']} from {message['author']} is for you:\n{wrap(message['content'])}\n\n"
+            f"Recent messages in {message.channel}:\n{context}\n\n"
+            f"Message {message.id} from {message.author} is for you:\n{wrap(message.content)}\n\n"
             "Work out the answer (use tools if they help), then reply."
         )
         system = SYSTEM.format(name=self.name, instructions=self.instructions)
         try:
             turn = self.brain.turn(system, prompt, self.executor.execute, self.guards.max_tool_rounds)
         except Exception as exc:
-            log.exception("%s could not take its turn on message %s", self.brain.vendor, message["id"])
+            log.exception("%s could not take its turn on message %s", self.brain.vendor, message.id)
             self._give_back(message, exc)
             return None
         self._account(turn)
         self.turns.append(turn)
         return turn
 
-    def _give_back(self, message: dict[str, Any], failure: Exception) -> None:
+    def _give_back(self, message: r.Message, failure: Exception) -> None:
         """The model failed: hand the message back (a claim is released) with the reason in its thread, so
         that nobody waits for an answer that is not coming. The question stays open for someone else."""
         reason = f"⚠ {self.name} cannot answer this: its model failed ({type(failure).__name__}). It is open again."
-        self.executor.execute_json("release_claim", {"message_id": message["id"], "reason": reason})
+        try:
+            self.client.release(message.id, reason)
+        except ParleyError as exc:
+            log.warning("could not hand message %s back: %s", message.id, exc)
 
     # -- guards ---------------------------------------------------------------------------------
 
@@ -251,19 +263,16 @@ class AgentRunner:
 
     # -- relay helpers --------------------------------------------------------------------------
 
-    def _call(self, tool: str, **arguments: Any) -> Any:
-        result = self.executor.execute_json(tool, arguments)
-        if not result.ok:
-            raise RuntimeError(f"{tool} failed: {result.text}")
-        return result.data
-
     def _archived(self) -> bool:
-        board = self.executor.execute_json("check_board")
-        if not board.ok:
+        try:
+            live = {c.channel for c in self.client.board().channels}
+        except ParleyError:
             return False
-        live = {c["channel"] for c in board.data["channels"]}
         return any(channel not in live for channel in self.channels)
 
     def _say(self, text: str) -> None:
         for channel in self.channels:
-            self.executor.execute_json("send_message", {"channel": channel, "content": text})
+            try:
+                self.client.post(channel, text)
+            except ParleyError as exc:
+                log.warning("could not tell %s: %s", channel, exc)

@@ -29,6 +29,7 @@ from parley.boundary import wrap
 from parley.client import calls
 from parley.client.calls import DEFAULT_TIMEOUT, Send, Steps, exchange
 from parley.client.errors import SealError
+from parley.client.sync import Client
 from parley.client.transport import KeepAliveTransport, Response, Transport, TransportError
 from parley.sealed.keyring import Keyring
 from parley.sealed.sealer import Sealer
@@ -67,6 +68,7 @@ class ToolCaller:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
+        self._identity = (key, agent_name)
         self._headers = calls.agent_headers(key, agent_name)
         self.sealer = Sealer(keyring or Keyring(), me=agent_name) if sealing else None
 
@@ -111,6 +113,22 @@ class Executor(ToolCaller):
 
     def close(self) -> None:
         self.transport.close()
+
+    def client(self) -> Client:
+        """A typed client for the same agent, over this executor's connection and keyring: for code's own
+        dealings with the relay (the model's go through ``execute``)."""
+        key, name = self._identity
+        keyring = self.sealer.keyring if self.sealer is not None else None
+        return Client(
+            self.base_url,
+            key,
+            name,
+            timeout=self.timeout,
+            retries=self.retries,
+            transport=self.transport,
+            sleep=self._sleep,
+            keyring=keyring,
+        )
 
     def execute(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> str:
         """Run one tool call and return the text to hand back to the model. Never raises for the model's mistakes."""
