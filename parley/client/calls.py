@@ -172,7 +172,8 @@ def _text(value: Any) -> str:
     return "true" if value is True else "false" if value is False else str(value)
 
 
-def _data(response: Response) -> Any:
+def answer(response: Response) -> Any:
+    """What a successful answer's envelope carries (``data``)."""
     return json.loads(response.body)["data"]
 
 
@@ -182,7 +183,7 @@ def _seg(value: str | int) -> str:
 
 def _as(build: Callable[[Any], T], *keys: str) -> Callable[[Response], T]:
     def read(response: Response) -> T:
-        data = _data(response)
+        data = answer(response)
         for key in keys:
             data = data[key]
         return build(data)
@@ -280,7 +281,7 @@ def events(
 
 def claim(message_id: int) -> Call[r.Claim]:
     def read(response: Response) -> r.Claim:
-        d = _data(response)
+        d = answer(response)
         return r.Claim(int(d["message_id"]), d["claimed_by"], d["expires_at"])
 
     return Call("POST", f"/api/v1/messages/{int(message_id)}/claim", read)
@@ -288,7 +289,7 @@ def claim(message_id: int) -> Call[r.Claim]:
 
 def release(message_id: int, reason: str | None = None) -> Call[r.Released]:
     def read(response: Response) -> r.Released:
-        d = _data(response)
+        d = answer(response)
         note = r.Message.from_dict(d["note"]) if d.get("note") else None
         return r.Released(int(d["message_id"]), bool(d["released"]), note)
 

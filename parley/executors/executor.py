@@ -218,14 +218,11 @@ def _failure(tool: str, code: str, message: str, *, status: int | None = None, a
 
 
 def _render(tool: Tool, response: Response, attempts: int) -> ToolResult:
+    """The relay's answer as the model reads it; the envelope and refusals read as the client reads them."""
     if response.status >= 400:
-        try:
-            error = json.loads(response.body)["error"]
-            code, message = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):
-            code, message = f"http_{response.status}", response.body[:300].decode("utf-8", "replace")
-        return _failure(tool.name, code, message, status=response.status, attempts=attempts)
-    data = _file_data(response) if tool.returns_file else json.loads(response.body)["data"]
+        refused = calls.refusal(response)
+        return _failure(tool.name, refused.code, refused.message, status=response.status, attempts=attempts)
+    data = _file_data(response) if tool.returns_file else calls.answer(response)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     if tool.untrusted:
         text = wrap(text)
