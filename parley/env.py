@@ -43,6 +43,11 @@ def config_file() -> Path:
     return Path(os.environ.get("PARLEY_CONFIG") or Path.home() / ".config" / "parley" / "client.json")
 
 
+def state_dir() -> Path:
+    """Where parley keeps what it must remember between runs (cursors, usage): ``$XDG_STATE_HOME/parley``."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley"
+
+
 def keyring_file() -> Path:
     """Sealed channels' keys (``parley.sealed.Keyring``, 0600): ``PARLEY_KEYRING`` or ~/.config/parley."""
     return Path(os.environ.get("PARLEY_KEYRING") or Path.home() / ".config" / "parley" / "keyring.json")

@@ -26,7 +26,7 @@ from parley import env
 from parley.client.errors import ParleyError
 from parley.connect import SLEEP_SECONDS
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
-from parley.wake import Follower, ForMe, State, state_dir, tell
+from parley.wake import Follower, ForMe, State, tell
 
 #: Each client's name for the events, where it has them.
 EVENT_NAMES = {
@@ -44,7 +44,7 @@ class Hook:
         self.client, self.event, self.payload = client, event, payload
         session = str(payload.get("session_id") or payload.get("conversation_id") or "default")
         self.consumer = f"{client}-{session}"
-        self.directory = directory or state_dir()
+        self.directory = directory or env.state_dir()
 
     async def run(self, out: TextIO, err: TextIO, *, sleep_seconds: float = SLEEP_SECONDS) -> int:
         follower = Follower(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 #: Agent, machine and channel names: lowercase letters, digits and hyphens, 2-100 characters.
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{1,99}$"
+NAME = r"[a-z0-9][a-z0-9-]{1,99}"
+NAME_PATTERN = rf"^{NAME}$"
 NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "lowercase letters, digits and hyphens, 2-100 characters, starting with a letter or digit"
 
@@ -29,6 +30,8 @@ MAX_DESCRIPTION_CHARS = 500
 MAX_CLIENT_MSG_ID_CHARS = 128
 MAX_FILENAME_CHARS = 255
 MAX_MENTION_IDS = 100
+#: A channel, a content type or a revoke target as a request gives it: longer is refused unread.
+MAX_REFERENCE_CHARS = 200
 #: Invitations to channels (``add_member``) one agent may have waiting for an answer.
 MAX_PENDING_INVITATIONS = 100
 #: Channels a board shows at once (``check_board``; ``after`` pages on).

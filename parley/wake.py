@@ -41,10 +41,6 @@ MY_MESSAGES_KEPT = 200
 TOLD: frozenset[Why] = frozenset({"dm", "question", "mention", "reply"})
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley"
-
-
 @dataclasses.dataclass(frozen=True)
 class ForMe:
     """A message meant for me, and why (``dm``, ``mention``, ``question`` or ``reply``)."""
@@ -131,7 +127,7 @@ class Follower:
         # One state file per identity (key and name, hashed: never the key itself) and consumer.
         identity = hashlib.sha256(f"{found_key}\0{found_name or ''}".encode()).hexdigest()[:16]
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in consumer)[:80]
-        self.state = State((directory or state_dir()) / "wake" / f"{identity}--{safe}.json")
+        self.state = State((directory or env.state_dir()) / "wake" / f"{identity}--{safe}.json")
 
     @property
     def me(self) -> str:

@@ -27,10 +27,6 @@ from parley.executors import Executor
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, HARD_MAX_WAIT_SECONDS
 
 
-def _state_dir() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley" / "agents"
-
-
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", "--relay", dest="url", help="relay URL (default: $PARLEY_URL or the config file)")
     p.add_argument("--key", help="agent key (default: $PARLEY_KEY or the config file)")
@@ -48,7 +44,9 @@ def _options(p: argparse.ArgumentParser) -> None:
         help=f"seconds per long-poll (at most {HARD_MAX_WAIT_SECONDS})",
     )
     p.add_argument("--instructions", default="", help="extra instructions for the model")
-    p.add_argument("--state-dir", type=Path, default=_state_dir(), help="where today's usage is kept (%(default)s)")
+    p.add_argument(
+        "--state-dir", type=Path, default=env.state_dir() / "agents", help="where today's usage is kept (%(default)s)"
+    )
 
 
 def _openai(args: argparse.Namespace) -> Brain:

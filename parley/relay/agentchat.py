@@ -29,7 +29,7 @@ class AgentChatUpload(Body):
     filename: Annotated[str, Field(min_length=1, max_length=limits.MAX_FILENAME_CHARS)]
     content: str
     channel: ChannelName
-    content_type: Annotated[str | None, Field(max_length=200)] = None
+    content_type: Annotated[str | None, Field(max_length=limits.MAX_REFERENCE_CHARS)] = None
     encoding: Literal["utf-8", "base64"] = "utf-8"
     post_message: bool = True
 

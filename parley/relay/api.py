@@ -49,8 +49,8 @@ Cursor = Annotated[int | None, Query(ge=0, le=limits.MAX_ID, description="exclus
 Wait = Annotated[
     float, Query(ge=0, description=f"seconds to park for new messages, at most {limits.HARD_MAX_WAIT_SECONDS}")
 ]
-ChannelQuery = Annotated[ChannelName, Query(min_length=2, max_length=200)]
-OptionalChannel = Annotated[ChannelName | None, Query(min_length=2, max_length=200)]
+ChannelQuery = Annotated[ChannelName, Query(min_length=2, max_length=limits.MAX_REFERENCE_CHARS)]
+OptionalChannel = Annotated[ChannelName | None, Query(min_length=2, max_length=limits.MAX_REFERENCE_CHARS)]
 ChannelType = Literal["project", "technology", "environment", "global"]
 
 # Served inline only if safe to render; everything else downloads as an attachment.

@@ -6,6 +6,7 @@ import mimetypes
 import re
 import unicodedata
 
+from parley import limits
 from parley.limits import DM_PREFIX, PRIVATE_SEPARATOR, is_valid_name
 
 CHANNEL_TYPES = ("project", "technology", "global", "dm")
@@ -13,7 +14,7 @@ CHANNEL_TYPES = ("project", "technology", "global", "dm")
 DM_WITH = "@"
 
 # "@name" not preceded by a word character, dot, @ or hyphen, so "bob@example.com" is no mention.
-_MENTION_RE = re.compile(r"(?<![\w.@-])@([a-z0-9][a-z0-9-]{1,99})(?![a-z0-9-])", re.IGNORECASE)
+_MENTION_RE = re.compile(rf"(?<![\w.@-])@({limits.NAME})(?![a-z0-9-])", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SEARCH_TERM_RE = re.compile(r"\w+", re.UNICODE)

@@ -200,7 +200,7 @@ class UploadFile(Body):
     filename: Annotated[str, Field(min_length=1, max_length=limits.MAX_FILENAME_CHARS)]
     content: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
-    content_type: Annotated[str | None, Field(max_length=200)] = None
+    content_type: Annotated[str | None, Field(max_length=limits.MAX_REFERENCE_CHARS)] = None
     message: Annotated[str | None, Field(max_length=limits.MAX_CONTENT_CHARS)] = None
     announce: bool = True
 
@@ -215,4 +215,4 @@ class CreateKey(Body):
 
 
 class Revoke(Body):
-    target: Annotated[str, Field(min_length=1, max_length=200)]
+    target: Annotated[str, Field(min_length=1, max_length=limits.MAX_REFERENCE_CHARS)]

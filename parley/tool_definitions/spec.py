@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -109,36 +109,52 @@ def _type_ok(value: Any, kind: str) -> bool:
     return isinstance(value, list)
 
 
+def _a(kind: str) -> str:
+    return f"{'an' if kind == 'integer' else 'a'} {kind}"
+
+
+#: Each check: what is wrong with a value of the right type, or None. Run in order, all of them.
+_CHECKS: tuple[Callable[[Param, Any], str | None], ...] = (
+    lambda p, v: f"must be one of {', '.join(p.enum)}" if p.enum is not None and v not in p.enum else None,
+    lambda p, v: f"must be at least {p.minimum}" if p.minimum is not None and v < p.minimum else None,
+    lambda p, v: f"must be at most {p.maximum}" if p.maximum is not None and v > p.maximum else None,
+    lambda p, v: (
+        f"is {len(v)} characters; the limit is {p.max_length}"
+        if p.max_length is not None and len(v) > p.max_length
+        else None
+    ),
+    lambda p, v: (
+        f"must have {p.min_items or 0}-{p.max_items} items"
+        if p.max_items is not None and not (p.min_items or 0) <= len(v) <= p.max_items
+        else None
+    ),
+)
+
+
+def _problems(p: Param, value: Any) -> list[str]:
+    """What is wrong with one given argument (empty: nothing)."""
+    if not _type_ok(value, p.type):
+        return [f"'{p.name}' must be {_a(p.type)}"]
+    found = [f"'{p.name}' {problem}" for check in _CHECKS if (problem := check(p, value)) is not None]
+    if p.items is not None and not all(_type_ok(item, p.items) for item in value):
+        found.append(f"every item of '{p.name}' must be {_a(p.items)}")
+    return found
+
+
 def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments without nulls (strict exports send null for 'not given'), or ArgumentError."""
     given = {k: v for k, v in arguments.items() if v is not None}
     problems = [f"unknown argument '{k}'" for k in given if tool.param(k) is None]
     for p in tool.params:
-        if p.name not in given:
-            if p.required:
-                problems.append(f"'{p.name}' is required")
-            elif p.default is not None:
-                given[p.name] = p.default
-            continue
-        value = given[p.name]
-        if p.type == "integer" and isinstance(value, float) and value.is_integer():
-            value = given[p.name] = int(value)
-        if not _type_ok(value, p.type):
-            problems.append(f"'{p.name}' must be {'an' if p.type == 'integer' else 'a'} {p.type}")
-            continue
-        if p.enum is not None and value not in p.enum:
-            problems.append(f"'{p.name}' must be one of {', '.join(p.enum)}")
-        if p.minimum is not None and value < p.minimum:
-            problems.append(f"'{p.name}' must be at least {p.minimum}")
-        if p.maximum is not None and value > p.maximum:
-            problems.append(f"'{p.name}' must be at most {p.maximum}")
-        if p.max_length is not None and len(value) > p.max_length:
-            problems.append(f"'{p.name}' is {len(value)} characters; the limit is {p.max_length}")
-        if p.type == "array":
-            if p.max_items is not None and not (p.min_items or 0) <= len(value) <= p.max_items:
-                problems.append(f"'{p.name}' must have {p.min_items or 0}-{p.max_items} items")
-            if p.items is not None and not all(_type_ok(item, p.items) for item in value):
-                problems.append(f"every item of '{p.name}' must be {'an' if p.items == 'integer' else 'a'} {p.items}")
+        if p.name in given:
+            value = given[p.name]
+            if p.type == "integer" and isinstance(value, float) and value.is_integer():
+                given[p.name] = int(value)
+            problems += _problems(p, given[p.name])
+        elif p.required:
+            problems.append(f"'{p.name}' is required")
+        elif p.default is not None:
+            given[p.name] = p.default
     if problems:
         raise ArgumentError("; ".join(problems))
     return given

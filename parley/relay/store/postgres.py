@@ -22,7 +22,7 @@ from parley.relay.store import sql
 from parley.relay.store.base import FILE_CHUNK_BYTES, Row, Subscriber, Tx
 from parley.relay.store.postgres_engine import Bulk, PostgresEngine, notify_sql
 from parley.relay.store.postgres_schema import MIGRATIONS
-from parley.relay.store.shared import SEARCH_SECONDS, SQLStore, Taken, budget
+from parley.relay.store.shared import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore, Taken, budget
 
 
 async def _tsvector_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
@@ -199,10 +199,6 @@ async def _blob_chunk(tx: Tx, sha256: str, start: int) -> bytes:
         count=FILE_CHUNK_BYTES,
     )
     return bytes(row["chunk"]) if row is not None else b""
-
-
-#: As in the SQLite store: the best-ranked among this many of the newest visible matches.
-SEARCH_CANDIDATES = 500
 
 
 class PostgresStore(SQLStore):

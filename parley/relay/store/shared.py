@@ -19,6 +19,9 @@ from parley.relay.store.base import Op, P, Subscriber, T
 #: A search is stopped after this many seconds; at most SEARCHES run at once (the rest of the reads keep
 #: their threads and connections), and at most SEARCH_QUEUE wait or run before new ones are turned away.
 SEARCH_SECONDS = 2.0
+#: Results are the best-ranked among this many of the newest matches the caller may see: ranking every match
+#: of a common word in a million messages would cost more than the answer is worth.
+SEARCH_CANDIDATES = 500
 SEARCHES = 1
 SEARCH_QUEUE = 16
 

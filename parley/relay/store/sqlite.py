@@ -23,13 +23,9 @@ from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import FILE_CHUNK_BYTES, Subscriber, Tx
 from parley.relay.store.lock import DataDirectoryLock
-from parley.relay.store.shared import SEARCH_SECONDS, SQLStore
+from parley.relay.store.shared import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
-
-#: Results are the best-ranked (FTS5 ``bm25``) among this many of the newest matches the caller may see:
-#: ranking every match of a common word in a million messages would cost more than the answer is worth.
-SEARCH_CANDIDATES = 500
 
 log = logging.getLogger("parley.relay")
 
