@@ -9,8 +9,7 @@ import sqlite3
 import pytest
 from conftest import Relay, assert_error, data, unique
 
-from parley import limits
-from parley.relay import rules
+from parley import limits, rules
 
 
 def test_search_is_ranked_with_snippets_and_scoped(relay: Relay) -> None:

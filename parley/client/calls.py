@@ -13,7 +13,7 @@ import inspect
 import json
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 from parley import __version__
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Callable[..., Any])
+
+#: What a call asks that sealing may apply to (``parley.sealed.sealer``): a post, creating or joining a channel,
+#: an upload, a download. The sealer acts on this, never on a request's path.
+Sealing = Literal["post", "join", "upload", "download"]
 
 #: Seconds a request may take beyond the time the relay is asked to wait.
 DEFAULT_TIMEOUT = 30.0
@@ -129,6 +133,7 @@ class Call(Generic[T]):
     content_type: str | None = None
     wait: float = 0.0
     retry_safe: bool = True
+    sealing: Sealing | None = None
 
     def send(self, headers: dict[str, str], timeout: float) -> Send:
         query = {k: _text(v) for k, v in self.query.items() if v is not None}
@@ -148,7 +153,9 @@ class Call(Generic[T]):
             outcome, _ = yield from exchange(send, retries=retries, retry_safe=self.retry_safe)
         else:
             body = json.loads(send.body) if self.json is not None and send.body else None
-            outcome, _ = yield from sealer.exchange(send, body, retries=retries, retry_safe=self.retry_safe)
+            outcome, _ = yield from sealer.exchange(
+                send, body, self.sealing, retries=retries, retry_safe=self.retry_safe
+            )
         if isinstance(outcome, TransportError):
             raise RelayUnreachable(str(outcome), sent=outcome.sent)
         if outcome.status >= 400:
@@ -213,7 +220,7 @@ def join(
     """Join a channel, created if new (``private``: named ``<you>~<channel>``, members only; ``encrypted``:
     sealed end to end, its key made here and kept in your keyring; share it with ``link``)."""
     body = {"name": channel, "private": private, "description": description, "encrypted": encrypted or None}
-    return Call("POST", "/api/v1/channels", _as(r.Channel.from_dict, "channel"), json=body)
+    return Call("POST", "/api/v1/channels", _as(r.Channel.from_dict, "channel"), json=body, sealing="join")
 
 
 def leave(channel: str) -> Call[bool]:
@@ -243,7 +250,7 @@ def post(
         "metadata": metadata,
         "client_msg_id": client_msg_id or uuid.uuid4().hex,
     }
-    return Call("POST", "/api/v1/messages", _as(r.Posted.from_dict), json=body)
+    return Call("POST", "/api/v1/messages", _as(r.Posted.from_dict), json=body, sealing="post")
 
 
 def dm(
@@ -334,7 +341,9 @@ def upload(
         "message": message,
         "announce": announce,
     }
-    return Call("POST", "/api/v1/files", _as(r.FileInfo.from_dict, "file"), json=body, retry_safe=False)
+    return Call(
+        "POST", "/api/v1/files", _as(r.FileInfo.from_dict, "file"), json=body, retry_safe=False, sealing="upload"
+    )
 
 
 def download(file_id: str) -> Call[r.Download]:
@@ -344,7 +353,7 @@ def download(file_id: str) -> Call[r.Download]:
         kind = response.headers.get("content-type", "application/octet-stream")
         return r.Download(filename, kind, response.body)
 
-    return Call("GET", f"/api/v1/files/{_seg(file_id)}", read)
+    return Call("GET", f"/api/v1/files/{_seg(file_id)}", read, sealing="download")
 
 
 # -- the operator's calls (admin token) ----------------------------------------------------------------

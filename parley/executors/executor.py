@@ -176,7 +176,7 @@ def tool_call(
     else:
         try:
             outcome, attempts = yield from sealer.exchange(
-                send, request.body, retries=retries, retry_safe=tool.retry_safe
+                send, request.body, tool.sealing, retries=retries, retry_safe=tool.retry_safe
             )
         except SealError as exc:
             return _failure(tool.name, exc.code, exc.message)

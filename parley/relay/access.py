@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from parley import rules
 from parley.limits import NAME_RULE, is_valid_name
-from parley.relay import rules
 from parley.relay.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from parley.relay.models import Agent, Caller, KeyRecord, iso
 

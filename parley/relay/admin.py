@@ -8,9 +8,8 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from starlette.responses import JSONResponse
 
-from parley import limits
+from parley import limits, rules
 from parley.relay import openapi as doc
-from parley.relay import rules
 from parley.relay.context import Admin
 from parley.relay.errors import Unprocessable
 from parley.relay.openapi import answers

@@ -17,8 +17,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
-from parley import limits
-from parley.relay import context, rules
+from parley import limits, rules
+from parley.relay import context
 from parley.relay import openapi as doc
 from parley.relay.context import Agent, Reader, Writer, writer
 from parley.relay.downloads import FileStream

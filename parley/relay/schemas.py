@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from parley import limits
-from parley.relay import rules
+from parley import limits, rules
 from parley.sealed import envelope
 
 #: Error types our validators raise; the HTTP layer uses them as error codes.

@@ -14,8 +14,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile as FormFile
 
-from parley import limits
-from parley.relay import rules
+from parley import limits, rules
 from parley.relay.errors import BadRequest, PayloadTooLarge, Unprocessable
 from parley.relay.models import Upload
 from parley.relay.responses import invalid

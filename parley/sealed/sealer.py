@@ -25,21 +25,18 @@ from typing import Any
 from urllib.parse import unquote
 
 from parley import limits
-from parley.client.calls import Send, Steps, exchange
+from parley.client import calls
+from parley.client.calls import Sealing, Send, Steps, exchange
 from parley.client.errors import SealError
 from parley.client.transport import Response, TransportError
 from parley.extras import MissingExtra
-from parley.relay.rules import content_type, file_announcement, parse_mentions
+from parley.rules import content_type, file_announcement, parse_mentions
 from parley.sealed import envelope as fmt
 from parley.sealed.keyring import Keyring, new_key
 
 Outcome = Response | TransportError
 Snapshot = tuple[dict[str, dict[str, bytes]], dict[str, bytes]]
 Finish = Callable[[Outcome], Steps[Outcome]]
-
-_MESSAGES = "/api/v1/messages"
-_CHANNELS = "/api/v1/channels"
-_FILES = "/api/v1/files"
 
 
 def _crypto() -> Any:
@@ -58,10 +55,17 @@ class Sealer:
     _nonces: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def exchange(
-        self, send: Send, body: dict[str, Any] | None, *, retries: int, retry_safe: bool = True
+        self,
+        send: Send,
+        body: dict[str, Any] | None,
+        sealing: Sealing | None,
+        *,
+        retries: int,
+        retry_safe: bool = True,
     ) -> Steps[tuple[Outcome, int]]:
-        """``calls.exchange`` for ``send`` (whose JSON ``body`` is given decoded), sealed where it must be."""
-        send, finish = yield from self._outgoing(send, body, retries)
+        """``calls.exchange`` for ``send`` (whose JSON ``body`` is given decoded), sealed where ``sealing`` (what
+        the call asks) and the keyring say it must be; every answer's messages opened."""
+        send, finish = yield from self._outgoing(send, body, sealing, retries)
         outcome, attempts = yield from exchange(send, retries=retries, retry_safe=retry_safe)
         outcome = yield from finish(outcome)
         if isinstance(outcome, Response) and outcome.status < 400:
@@ -70,23 +74,24 @@ class Sealer:
 
     # -- going out ------------------------------------------------------------------------------
 
-    def _outgoing(self, send: Send, body: dict[str, Any] | None, retries: int) -> Steps[tuple[Send, Finish]]:
-        path = send.path.partition("?")[0]
-        if send.method == "GET" and path.startswith(f"{_FILES}/"):
+    def _outgoing(
+        self, send: Send, body: dict[str, Any] | None, sealing: Sealing | None, retries: int
+    ) -> Steps[tuple[Send, Finish]]:
+        if sealing == "download":
             return send, self._decrypt_download
-        if send.method != "POST" or body is None:
+        if sealing is None or body is None:
             return send, _unchanged
-        if path == _CHANNELS:
-            sealing = bool(body.get("encrypted"))
-            if sealing:
+        if sealing == "join":
+            encrypted = bool(body.get("encrypted"))
+            if encrypted:
                 _crypto()  # without the e2e extra, say so before making a channel nobody here could write in
-            return send, self._keep_key(new_key() if sealing else None)
+            return send, self._keep_key(new_key() if encrypted else None)
         channel = body.get("channel")
         key = self.keyring.current(channel) if isinstance(channel, str) else None
-        if key is None or path not in (_MESSAGES, _FILES):
+        if key is None:
             return send, _unchanged
         me = yield from self._identity(send, retries)
-        if path == _MESSAGES:
+        if sealing == "post":
             return _with_body(send, self._seal_post(dict(body), key, me)), _unchanged
         return (yield from self._seal_upload(send, dict(body), key, me, retries))
 
@@ -156,7 +161,8 @@ class Sealer:
             stored = document["data"]["file"] | {"name": name, "content_type": kind, "size": len(raw)}
             post = {"channel": body["channel"], "content": text, "metadata": {"files": [stored]}}
             post["client_msg_id"] = f"file-{stored['id']}"
-            note = _with_body(Send("POST", _MESSAGES, send.headers, None, send.timeout), self._seal_post(post, key, me))
+            unsealed = calls.post(body["channel"], text).send(send.headers, send.timeout)
+            note = _with_body(unsealed, self._seal_post(post, key, me))
             posted, _ = yield from exchange(note, retries=retries)
             if isinstance(posted, Response) and posted.status < 300:
                 stored["message_id"] = json.loads(posted.body)["data"]["message"]["id"]

@@ -48,6 +48,7 @@ TOOLS: tuple[Tool, ...] = (
         (_CHANNEL, _CONTENT, _REPLY_TO, _EXPECTS_REPLY),
         untrusted=False,
         idempotent=True,
+        sealing="post",
     ),
     Tool(
         "wait_for_messages",
@@ -130,6 +131,7 @@ TOOLS: tuple[Tool, ...] = (
             Param("private", "boolean", "Members only; named '<you>~<name>'."),
             Param("encrypted", "boolean", "End-to-end encrypted."),
         ),
+        sealing="join",
     ),
     Tool(
         "leave_channel",
@@ -153,6 +155,7 @@ TOOLS: tuple[Tool, ...] = (
         ),
         untrusted=False,
         retry_safe=False,
+        sealing="upload",
     ),
     Tool(
         "download_file",
@@ -161,6 +164,7 @@ TOOLS: tuple[Tool, ...] = (
         "/api/v1/files/{file_id}",
         (Param("file_id", "string", "File id.", required=True),),
         returns_file=True,
+        sealing="download",
     ),
 )
 

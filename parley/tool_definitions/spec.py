@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
+from parley.client.calls import Sealing
+
 ParamType = Literal["string", "integer", "boolean", "array"]
 
 #: Vendor exports carry this prefix; MCP (which prefixes by server) does not.
@@ -74,6 +76,8 @@ class Tool:
     returns_file: bool = False
     #: Sent with every call, never chosen by the model (``mark_read=true`` for check_mentions).
     constants: tuple[tuple[str, str], ...] = ()
+    #: What sealing may apply to the call in a sealed channel (``parley.sealed.sealer``).
+    sealing: Sealing | None = None
 
     @property
     def exported_name(self) -> str:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
-from parley.relay import rules
+from parley import rules
 from parley.relay.errors import Unprocessable
 from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget

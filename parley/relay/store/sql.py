@@ -14,9 +14,9 @@ import secrets
 import time
 from typing import Any
 
-from parley import limits
+from parley import limits, rules
 from parley.limits import is_valid_name
-from parley.relay import access, rules
+from parley.relay import access
 from parley.relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from parley.relay.models import (
     Agent,

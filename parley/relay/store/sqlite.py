@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from parley.relay import rules
+from parley import rules
 from parley.relay.errors import InsufficientStorage, Unprocessable
 from parley.relay.models import Caller, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget, RateLimiter

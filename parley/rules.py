@@ -1,4 +1,5 @@
-"""What text means to the relay: channel names and types, @mentions, durations, search syntax and ranking."""
+"""What text means, to the relay and to its clients: channel names and types, @mentions, durations, file names
+and types, search syntax and ranking."""
 
 from __future__ import annotations
 
