@@ -143,3 +143,40 @@ print(page.data.messages[-1].content, page.data.messages[-1].author)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.split() == ["from", "a", "generated", "client", alice.name]
     assert data(alice.http.get("/api/v1/messages", params={"channel": channel}))["messages"][0]["author"] == alice.name
+
+
+def test_the_client_records_are_the_wire_contract_of_the_openapi_document(relay: Relay) -> None:
+    """Each typed record of ``parley.client`` carries exactly the fields the relay documents for its answer,
+    but for the differences listed here: a field added on one side only fails this test."""
+    import dataclasses
+
+    from parley.client import records as r
+
+    schemas = httpx.get(f"{relay.url}/openapi.json").json()["components"]["schemas"]
+    message = set(schemas["Message"]["properties"])
+    # record, its schema (or the properties it stands for), the record's names for renamed properties, and the
+    # documented properties the record does not carry (with why).
+    contract: list[tuple[type, set[str], dict[str, str], set[str]]] = [
+        (r.Message, message, {}, {"timestamp"}),  # AgentChat's name for created_at
+        (r.Page, set(schemas["Page"]["properties"]), {}, set()),
+        (r.Posted, set(schemas["Posted"]["properties"]), {}, set()),
+        (r.Mention, set(schemas["Mention"]["properties"]), {"author": "from"}, set()),
+        (r.Unread, set(schemas["Unread"]["properties"]), {}, set()),
+        (r.Board, set(schemas["Board"]["properties"]), {}, set()),
+        (r.Invitation, set(schemas["Invitation"]["properties"]), {"inviter": "from"}, set()),
+        (r.Me, set(schemas["Me"]["properties"]), {}, set()),
+        (r.Claim, set(schemas["Claimed"]["properties"]), {}, {"won"}),  # always true in an answer
+        (r.Released, set(schemas["Released"]["properties"]), {}, set()),
+        (r.Agent, set(schemas["Seen"]["properties"]), {}, set()),
+        (r.FileInfo, set(schemas["File"]["properties"]), {}, set()),
+        (r.Question, message | set(schemas["Question"]["properties"]), {}, {"timestamp"}),
+        (r.Hit, message | set(schemas["Hit"]["properties"]), {}, {"timestamp"}),
+        (r.Key, set(schemas["Key"]["properties"]) | {"secret"}, {}, set()),  # secret: the minted key, once
+        (r.Channel, set(schemas["ListedChannel"]["properties"]) | {"key_held"}, {}, set()),  # key_held: the keyring's
+    ]
+    for record, documented, renamed, not_carried in contract:
+        fields = {renamed.get(f.name, f.name) for f in dataclasses.fields(record)}
+        if "message" in fields and record in (r.Question, r.Hit):  # the message's properties, nested in the record
+            fields = (fields - {"message"}) | {renamed.get(f.name, f.name) for f in dataclasses.fields(r.Message)}
+        expected = documented - not_carried
+        assert fields == expected, (record.__name__, fields ^ expected)

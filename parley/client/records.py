@@ -20,6 +20,8 @@ class Message:
     #: In a sealed channel: ``{"kid", "opened": True}`` once opened, or ``{"kid", "opened": False, "error"}``
     #: with ``content`` saying why it could not be (no key, tampered, moved, replayed).
     sealed: dict[str, Any] | None = None
+    #: A sealed message's client_msg_id (bound into its seal); None for plain messages.
+    client_msg_id: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Message:
@@ -34,6 +36,7 @@ class Message:
             mentions=list(d.get("mentions") or []),
             created_at=d["created_at"],
             sealed=d.get("sealed"),
+            client_msg_id=d.get("client_msg_id"),
         )
 
 
@@ -44,10 +47,13 @@ class Page:
     messages: list[Message]
     cursor: int
     has_more: bool
+    #: The channel read (None for events, which span channels).
+    channel: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Page:
-        return cls([Message.from_dict(m) for m in d["messages"]], int(d["cursor"]), bool(d["has_more"]))
+        messages = [Message.from_dict(m) for m in d["messages"]]
+        return cls(messages, int(d["cursor"]), bool(d["has_more"]), d.get("channel"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,7 @@ class Mention:
     timestamp: str
     read: bool
     sealed: dict[str, Any] | None = None
+    client_msg_id: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mention:
@@ -106,6 +113,7 @@ class Mention:
             timestamp=d["timestamp"],
             read=bool(d["read"]),
             sealed=d.get("sealed"),
+            client_msg_id=d.get("client_msg_id"),
         )
 
     def message(self) -> Message:
@@ -121,6 +129,7 @@ class Mention:
             mentions=[],
             created_at=self.timestamp,
             sealed=self.sealed,
+            client_msg_id=self.client_msg_id,
         )
 
 
@@ -131,11 +140,26 @@ class Unread:
     private: bool
     unread: int
     latest: Message | None
+    encrypted: bool = False
+    last_read_id: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Unread:
         latest = Message.from_dict(d["latest"]) if d.get("latest") else None
-        return cls(d["channel"], d["type"], bool(d["private"]), int(d["unread"]), latest)
+        unread, last_read = int(d["unread"]), d.get("last_read_id")
+        return cls(d["channel"], d["type"], bool(d["private"]), unread, latest, bool(d.get("encrypted")), last_read)
+
+
+@dataclasses.dataclass(frozen=True)
+class Invitation:
+    channel: str
+    inviter: str
+    created_at: str
+    encrypted: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Invitation:
+        return cls(d["channel"], d["from"], d["created_at"], bool(d.get("encrypted")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,8 +178,8 @@ class Board:
     cursor: int
     #: More channels follow: ``board(after=next_after)`` (None: this was the last page).
     next_after: str | None = None
-    #: Channels you were invited to (channel, from): ``join`` accepts, ``leave`` declines.
-    invitations: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: Channels you were invited to: ``join`` accepts, ``leave`` declines.
+    invitations: list[Invitation] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Board:
@@ -167,7 +191,7 @@ class Board:
             mentions=[Mention.from_dict(m) for m in d["mentions"]],
             cursor=int(d["cursor"]),
             next_after=d.get("next_after"),
-            invitations=[(i["channel"], i["from"]) for i in d.get("invitations", ())],
+            invitations=[Invitation.from_dict(i) for i in d.get("invitations", ())],
         )
 
 
