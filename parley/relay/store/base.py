@@ -49,7 +49,7 @@ class Tx(Protocol):
         ...
 
 
-#: An operation of ``sql.py``: runs in one transaction.
+#: An operation of ``sql``: runs in one transaction.
 Op = Callable[Concatenate[Tx, P], Coroutine[Any, Any, T]]
 
 
@@ -62,7 +62,7 @@ class Subscriber(Protocol):
 
 
 class Store(Protocol):
-    """Runs the relay's operations (``sql.py``), and does what differs between databases."""
+    """Runs the relay's operations (``sql``), and does what differs between databases."""
 
     async def start(self, subscriber: Subscriber) -> None: ...
     async def close(self) -> None: ...

@@ -1,6 +1,6 @@
 """What really differs between SQLite and PostgreSQL SQL, side by side; every other statement is shared.
 
-The operations (``sql.py``) write SQL that both databases accept: ``:name`` parameters, ``NOT flag``
+The operations (``sql``) write SQL that both databases accept: ``:name`` parameters, ``NOT flag``
 for booleans, ``INSERT ... RETURNING``, ``ON CONFLICT``. What is left is here: how a list travels
 as a parameter (and is stored), how JSON is stored, and the name of the two-argument maximum.
 """

@@ -1,6 +1,6 @@
 """The PostgreSQL store: several relay replicas on one database.
 
-The relay's rules are the shared operations (``sql.py``); what is PostgreSQL's own is here: token
+The relay's rules are the shared operations (``sql``); what is PostgreSQL's own is here: token
 buckets in a table so limits hold across replicas, file bytes in the database, ``tsvector`` search,
 and turning a notification's message ids back into messages. Nothing is remembered between
 requests, so a revoke on one replica holds on every replica at once.

@@ -75,7 +75,7 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 @functools.lru_cache(maxsize=1024)
 def pyformat(sql: str) -> bytes:
-    """``:name`` parameters (both databases' SQL in ``sql.py``) as psycopg's ``%(name)s``."""
+    """``:name`` parameters (both databases' SQL in ``sql``) as psycopg's ``%(name)s``."""
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")).encode()
 
 

@@ -120,7 +120,7 @@ CREATE TABLE rate_buckets (
     (
         2,
         """
--- Message ids come from the sequence by default, so the shared INSERT (sql.py) names no id.
+-- Message ids come from the sequence by default, so the shared INSERT (store.sql) names no id.
 ALTER TABLE messages ALTER COLUMN id SET DEFAULT nextval('message_ids');
 ALTER SEQUENCE message_ids OWNED BY messages.id;
 """,

@@ -1,6 +1,6 @@
 """The embedded store: SQLite in WAL mode, one process, files in the data directory.
 
-The relay's rules are the shared operations (``sql.py``); what is SQLite's own is here: token buckets
+The relay's rules are the shared operations (``sql``); what is SQLite's own is here: token buckets
 in memory, file bytes on disk, FTS5 search, and keys remembered between requests.
 """
 

@@ -1,6 +1,6 @@
 """SQLite plumbing: one writer thread that commits in groups, and a pool of reader threads.
 
-Writes are operations ``op(tx, ...)`` (``sql.py``) queued to the writer. It takes every queued write
+Writes are operations ``op(tx, ...)`` (``sql``) queued to the writer. It takes every queued write
 at once, runs each in its own SAVEPOINT inside one ``BEGIN IMMEDIATE`` transaction and commits once:
 many concurrent sends cost one fsync. ``on_commit`` gets what the batch's writes published, in commit
 order, on the event loop, before any caller resumes. Reads run on their own WAL connections in
