@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from run import ROOT, UNLIMITED, Server, drop_database, postgres_database, sends, wakes
@@ -82,39 +83,26 @@ async def wake_once(source: Path | None, work: Path, tag: str, waiters: int) -> 
     return found["p50_ms"], found["p99_ms"]
 
 
-async def compare_wakes(sources: dict[str, Path | None], rounds: int, waiters: int, work: Path) -> str:
+Measure = Callable[[Path | None, str], Awaitable[tuple[float, float]]]
+
+
+async def compare(
+    sources: dict[str, Path | None], rounds: int, measure: Measure, columns: tuple[str, str], fmt: str
+) -> str:
+    """The revisions measured in turns, round after round; a table of each run's two figures and their means."""
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
     for round_ in range(rounds):
         for n, (name, source) in enumerate(sources.items()):
-            results[name].append(await wake_once(source, work, f"w{round_}-{n}", waiters))
+            results[name].append(await measure(source, f"r{round_}-{n}-"))
     lines = [
-        f"| revision | wake p50 ms, {waiters} parked, each round | mean | p99 ms, each round | mean |",
+        f"| revision | {columns[0]}, each round | mean | {columns[1]}, each round | mean |",
         "|---|---|---|---|---|",
     ]
     for name, runs in results.items():
-        p50s, p99s = [a for a, _ in runs], [b for _, b in runs]
-        lines.append(
-            f"| {name} | {', '.join(f'{v:.1f}' for v in p50s)} | {statistics.mean(p50s):.1f}"
-            f" | {', '.join(f'{v:.1f}' for v in p99s)} | {statistics.mean(p99s):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-async def compare(sources: dict[str, Path | None], rounds: int, seconds: float, replicas: int, work: Path) -> str:
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
-    for round_ in range(rounds):
-        for n, (name, source) in enumerate(sources.items()):
-            results[name].append(await run_once(source, work, f"r{round_}-{n}-", seconds, replicas))
-    lines = [
-        "| revision | sends/s, each round | mean | relay CPU µs per send, each round | mean |",
-        "|---|---|---|---|---|",
-    ]
-    for name, runs in results.items():
-        rates, costs = [r for r, _ in runs], [c for _, c in runs]
-        lines.append(
-            f"| {name} | {', '.join(f'{r:,.0f}' for r in rates)} | {statistics.mean(rates):,.0f}"
-            f" | {', '.join(f'{c:,.0f}' for c in costs)} | {statistics.mean(costs):,.0f} |"
-        )
+        cells = []
+        for values in ([a for a, _ in runs], [b for _, b in runs]):
+            cells += [", ".join(format(v, fmt) for v in values), format(statistics.mean(values), fmt)]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -134,9 +122,14 @@ def main() -> None:
         os.chdir(work)  # python -m parley imports from the current directory first
         try:
             if args.wake:
-                table = asyncio.run(compare_wakes(sources, args.rounds, args.wake, work))
+                columns = (f"wake p50 ms, {args.wake} parked", "p99 ms")
+                measure: Measure = lambda source, tag: wake_once(source, work, tag, args.wake)  # noqa: E731
+                table = asyncio.run(compare(sources, args.rounds, measure, columns, ".1f"))
             else:
-                table = asyncio.run(compare(sources, args.rounds, args.seconds, 2 if args.postgres else 0, work))
+                columns = ("sends/s", "relay CPU µs per send")
+                replicas = 2 if args.postgres else 0
+                measure = lambda source, tag: run_once(source, work, tag, args.seconds, replicas)  # noqa: E731
+                table = asyncio.run(compare(sources, args.rounds, measure, columns, ",.0f"))
         finally:
             os.chdir(ROOT)
             for source in sources.values():
