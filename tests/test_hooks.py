@@ -293,8 +293,8 @@ def test_crafted_content_lands_inside_a_fence_on_every_surface(
 ) -> None:
     from parley.cli import main
     from parley.client.records import Message
+    from parley.coding.wake import ForMe
     from parley.executors import Executor
-    from parley.wake import ForMe
 
     alice, mallory = relay.agent(), relay.agent()
     channel = unique("c")

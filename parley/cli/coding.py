@@ -13,13 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley import connect, env
+from parley import env
 from parley.cli.common import CLIError, client, client_config
 from parley.client import ParleyError
+from parley.coding import connect
 
 
 def cmd_mcp(args: argparse.Namespace) -> None:
-    from parley.mcp_server import serve_stdio  # says which extra to install when it is missing
+    from parley.coding.mcp_server import serve_stdio  # says which extra to install when it is missing
 
     url, key, name = client_config(args)
     asyncio.run(serve_stdio(url, key, name))
@@ -27,7 +28,7 @@ def cmd_mcp(args: argparse.Namespace) -> None:
 
 def cmd_tail(args: argparse.Namespace) -> None:
     """One line per message meant for me, forever, resuming from its cursor after a restart."""
-    from parley.wake import Follower, FollowError  # says which extra to install when it is missing
+    from parley.coding.wake import Follower, FollowError  # says which extra to install when it is missing
 
     url, key, name = client_config(args)
 
@@ -97,7 +98,7 @@ def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -
 
 def cmd_hook(args: argparse.Namespace) -> None:
     try:
-        from parley import hooks
+        from parley.coding import hooks
     except ImportError:  # without the [mcp] extra a hook still never breaks the session
         sys.exit(0)
     sys.exit(hooks.main(args.client, args.event))

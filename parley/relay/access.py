@@ -8,7 +8,7 @@ import secrets
 from parley import rules
 from parley.limits import NAME_RULE, is_valid_name
 from parley.relay.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from parley.relay.models import Agent, Caller, KeyRecord, iso
+from parley.relay.models import AgentRow, Caller, KeyRecord, iso
 
 KEY_PREFIXES = {"machine": "pm_", "agent": "pa_"}
 
@@ -78,7 +78,7 @@ def acting_name(key: KeyRecord, agent_name: str | None, now: float) -> str:
     return agent_name
 
 
-def caller(key: KeyRecord, agent: Agent | None, name: str) -> Caller:
+def caller(key: KeyRecord, agent: AgentRow | None, name: str) -> Caller:
     if agent is None:  # an agent key whose agent row is gone cannot happen; refuse anyway
         raise Unauthorized("this API key has no agent", code="invalid_key")
     if key.kind == "agent" and agent.key_id is not None:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from parley import limits, rules
 from parley.relay import context
 from parley.relay import openapi as doc
-from parley.relay.context import Agent, Reader, Writer, writer
+from parley.relay.context import AuthedRequest, Reader, Writer, writer
 from parley.relay.downloads import FileStream
 from parley.relay.errors import BadRequest, RelayError, Unauthorized, Unprocessable
 from parley.relay.models import Draft, Page, Posted, iso
@@ -85,7 +85,7 @@ async def parse(request: Request, model: type[B]) -> B:
         raise invalid(exc.errors()) from exc
 
 
-def mark_read_soon(agent: Agent, page: Page) -> None:
+def mark_read_soon(agent: AuthedRequest, page: Page) -> None:
     """Record the read marks without holding the answer for a commit (a woken wait answers at once).
     The agent's next read waits for them first (``context.reader``), so it always sees its own marks."""
     marks = sql.read_marks(page)
@@ -97,7 +97,7 @@ def mark_read_soon(agent: Agent, page: Page) -> None:
     pending.add_done_callback(lambda done: _forget_mark(agent, done))
 
 
-def _forget_mark(agent: Agent, done: asyncio.Future[None]) -> None:
+def _forget_mark(agent: AuthedRequest, done: asyncio.Future[None]) -> None:
     marks = agent.relay.pending_marks
     if marks.get(agent.caller.agent_id) is done:
         del marks[agent.caller.agent_id]
@@ -115,7 +115,7 @@ def _page(page: Page, **extra: object) -> dict[str, object]:
 
 
 async def _long_poll(
-    agent: Agent, read: Callable[[int | None], Awaitable[Page]], since: int | None, wait: float, limit: int
+    agent: AuthedRequest, read: Callable[[int | None], Awaitable[Page]], since: int | None, wait: float, limit: int
 ) -> Page:
     """Read; if nothing is there yet, park until a message the caller may see is committed."""
     page = await read(since)
@@ -135,7 +135,7 @@ async def _long_poll(
     return page
 
 
-def _posted(agent: Agent, posted: Posted) -> JSONResponse:
+def _posted(agent: AuthedRequest, posted: Posted) -> JSONResponse:
     data = {"message": posted.message.to_dict(), "replayed": posted.replayed}
     return ok(data, status=200 if posted.replayed else 201, budget=agent.budget, write=True)
 
@@ -354,7 +354,7 @@ def _event_id(value: str) -> int:
     )
 
 
-async def _stream(request: Request, agent: Agent, cursor: int, channel: str | None) -> AsyncIterator[str]:
+async def _stream(request: Request, agent: AuthedRequest, cursor: int, channel: str | None) -> AsyncIterator[str]:
     store, relay = agent.relay.store, agent.relay
     yield "retry: 1000\n\n"
     while not (relay.hub.closed or await request.is_disconnected()):  # a stopping relay ends the stream
@@ -365,7 +365,7 @@ async def _stream(request: Request, agent: Agent, cursor: int, channel: str | No
             return
         current = dataclasses.replace(agent, caller=caller)
 
-        async def read(since: int | None, who: Agent = current) -> Page:
+        async def read(since: int | None, who: AuthedRequest = current) -> Page:
             limit = limits.MAX_LIST_LIMIT
             return await store.read(sql.read_events, who.caller, since=since, limit=limit, channel_name=channel)
 
@@ -467,7 +467,7 @@ async def download_file(agent: Reader, file_id: Annotated[PlainText, Path(max_le
     return await file_response(agent, file_id)
 
 
-async def file_response(agent: Agent, file_id: str) -> Response:
+async def file_response(agent: AuthedRequest, file_id: str) -> Response:
     """A file's bytes, safe to open: dangerous types download as octet-stream, names encoded per RFC 6266."""
     end = agent.relay.downloads.start(agent.caller.bucket)
     try:

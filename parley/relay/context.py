@@ -33,7 +33,7 @@ class Relay:
 
 
 @dataclasses.dataclass(frozen=True)
-class Agent:
+class AuthedRequest:
     """An authenticated request: who is calling, and what is left of its budget."""
 
     caller: Caller
@@ -86,14 +86,14 @@ async def authenticate(request: Request) -> tuple[Relay, Caller]:
     return relay, caller
 
 
-async def _admit(request: Request, kind: Literal["read", "write"]) -> Agent:
+async def _admit(request: Request, kind: Literal["read", "write"]) -> AuthedRequest:
     relay = relay_of(request)
     caller, budget = await relay.store.admit(*await credentials(request), kind)
     relay.presence.touch(caller.agent_id)
-    return Agent(caller, budget, relay)
+    return AuthedRequest(caller, budget, relay)
 
 
-async def reader(request: Request) -> Agent:
+async def reader(request: Request) -> AuthedRequest:
     """An agent making a read: its read bucket pays, and it sees its own earlier read marks."""
     agent = await _admit(request, "read")
     pending = agent.relay.pending_marks.get(agent.caller.agent_id)
@@ -102,7 +102,7 @@ async def reader(request: Request) -> Agent:
     return agent
 
 
-async def writer(request: Request) -> Agent:
+async def writer(request: Request) -> AuthedRequest:
     """An agent making a write: its write bucket pays."""
     return await _admit(request, "write")
 
@@ -128,6 +128,6 @@ async def admin(request: Request, x_admin_token: Annotated[str | None, Header()]
     return relay
 
 
-Reader = Annotated[Agent, Depends(reader)]
-Writer = Annotated[Agent, Depends(writer)]
+Reader = Annotated[AuthedRequest, Depends(reader)]
+Writer = Annotated[AuthedRequest, Depends(writer)]
 Admin = Annotated[Relay, Depends(admin)]

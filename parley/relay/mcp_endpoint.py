@@ -24,8 +24,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley.coding.mcp_server import build_server
 from parley.executors.async_http import AsyncExecutor
-from parley.mcp_server import build_server
 from parley.relay import context
 from parley.relay.errors import MethodNotAllowed, RelayError
 from parley.relay.responses import error

@@ -50,7 +50,7 @@ class KeyRecord:
 
 
 @dataclasses.dataclass(frozen=True)
-class Agent:
+class AgentRow:
     id: int
     name: str
     key_id: int | None  # the machine key a machine-registered name is bound to

@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from parley import rules
 from parley.relay.errors import Unprocessable
-from parley.relay.models import Agent, Caller, Draft, KeyRecord, Posted, SearchHit, StoredFile, Upload
+from parley.relay.models import AgentRow, Caller, Draft, KeyRecord, Posted, SearchHit, StoredFile, Upload
 from parley.relay.ratelimit import Budget
 from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import FILE_CHUNK_BYTES, Row, Subscriber, Tx
 from parley.relay.store.postgres_engine import Bulk, PostgresEngine, notify_sql
 from parley.relay.store.postgres_schema import MIGRATIONS
-from parley.relay.store.shared import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore, Taken, budget
+from parley.relay.store.sql_store import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore, Taken, budget
 
 
 async def _tsvector_search(tx: Tx, caller: Caller, query: str, channel: str | None, limit: int) -> list[SearchHit]:
@@ -148,7 +148,7 @@ _IDENTIFY_AND_TAKE = (
 
 async def _identify_and_take(
     tx: Tx, digest: str, name: str | None, kind: str, rate: float, burst: int
-) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+) -> tuple[KeyRecord, AgentRow | None, Taken | None] | None:
     row = await tx.one(_IDENTIFY_AND_TAKE, digest=digest, name=name, kind=kind, rate=rate, burst=float(burst))
     if row is None:
         return None
@@ -224,13 +224,13 @@ class PostgresStore(SQLStore):
 
     async def _identify(
         self, digest: str, agent_name: str | None, take: Literal["read", "write"] | None
-    ) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+    ) -> tuple[KeyRecord, AgentRow | None, Taken | None] | None:
         """Every request asks the database (a revoke on any replica holds at once), in one round trip that also
         takes the request's token (``take``) when the key is live: a request refused after that still pays."""
         if take is None:
             found = await self.engine.direct(sql.identify, digest, agent_name)
             return (*found, None) if found is not None else None
-        found_and_taken: tuple[KeyRecord, Agent | None, Taken | None] | None = await self.engine.direct(
+        found_and_taken: tuple[KeyRecord, AgentRow | None, Taken | None] | None = await self.engine.direct(
             _identify_and_take, digest, agent_name, take, *self.settings.rate_limit(take)
         )
         return found_and_taken

@@ -40,7 +40,7 @@ from parley.relay.errors import RelayError, Unavailable, too_slow, unstorable
 from parley.relay.models import Posted
 from parley.relay.store.base import Row, Subscriber, Tx
 from parley.relay.store.dialect import POSTGRES
-from parley.relay.store.shared import SEARCH_SECONDS
+from parley.relay.store.sql_store import SEARCH_SECONDS
 
 log = logging.getLogger("parley.relay.postgres")
 

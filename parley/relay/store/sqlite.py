@@ -23,7 +23,7 @@ from parley.relay.settings import Settings
 from parley.relay.store import sql
 from parley.relay.store.base import FILE_CHUNK_BYTES, Subscriber, Tx
 from parley.relay.store.lock import DataDirectoryLock
-from parley.relay.store.shared import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore
+from parley.relay.store.sql_store import SEARCH_CANDIDATES, SEARCH_SECONDS, SQLStore
 from parley.relay.store.sqlite_engine import SQLiteEngine
 from parley.relay.store.sqlite_schema import MIGRATIONS
 

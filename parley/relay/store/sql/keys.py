@@ -7,7 +7,7 @@ import time
 from parley.relay import access
 from parley.relay.errors import Conflict, Forbidden
 from parley.relay.models import (
-    Agent,
+    AgentRow,
     KeyRecord,
 )
 from parley.relay.store.base import Row, Tx
@@ -121,14 +121,14 @@ IDENTIFY = (
 )
 
 
-async def identify(tx: Tx, digest: str, name: str | None) -> tuple[KeyRecord, Agent | None] | None:
+async def identify(tx: Tx, digest: str, name: str | None) -> tuple[KeyRecord, AgentRow | None] | None:
     """The key with this hash, and the agent it acts as (its own, or ``name`` for a machine key)."""
     row = await tx.one(IDENTIFY, name=name, digest=digest)
     return identified(tx, row) if row is not None else None
 
 
-def identified(tx: Tx, row: Row) -> tuple[KeyRecord, Agent | None]:
-    agent = Agent(id=row["a_id"], name=row["a_name"], key_id=row["a_key_id"]) if row["a_id"] is not None else None
+def identified(tx: Tx, row: Row) -> tuple[KeyRecord, AgentRow | None]:
+    agent = AgentRow(id=row["a_id"], name=row["a_name"], key_id=row["a_key_id"]) if row["a_id"] is not None else None
     return _key(tx, row), agent
 
 
@@ -136,7 +136,7 @@ class TooManyAgents(Forbidden):
     code = "too_many_agents"
 
 
-async def register(tx: Tx, key: KeyRecord, name: str, *, most: int, welcome: tuple[str, ...] = ()) -> Agent:
+async def register(tx: Tx, key: KeyRecord, name: str, *, most: int, welcome: tuple[str, ...] = ()) -> AgentRow:
     """Bind a machine-key name on first use, up to ``most`` names a machine, starting in the ``welcome``
     channels; a name stays with its machine key (or its rotation)."""
     row = await tx.one("SELECT id, key_id FROM agents WHERE name = :name", name=name)
@@ -160,12 +160,12 @@ async def register(tx: Tx, key: KeyRecord, name: str, *, most: int, welcome: tup
             now=now,
         )
         await _welcome(tx, created["id"], name, welcome, now)
-        return Agent(id=created["id"], name=name, key_id=key.id)
+        return AgentRow(id=created["id"], name=name, key_id=key.id)
     if row["key_id"] == key.id:
-        return Agent(id=row["id"], name=name, key_id=key.id)
+        return AgentRow(id=row["id"], name=name, key_id=key.id)
     if row["key_id"] is not None:
         old = _key(tx, await _one(tx, "SELECT * FROM keys WHERE id = :id", id=row["key_id"]))
         if old.machine == key.machine and not old.usable_at(now):
             await tx.run("UPDATE agents SET key_id = :key WHERE id = :id", key=key.id, id=row["id"])
-            return Agent(id=row["id"], name=name, key_id=key.id)
+            return AgentRow(id=row["id"], name=name, key_id=key.id)
     raise Forbidden(f"'{name}' is registered under another key; choose a different agent name", code="name_taken")

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 from parley.relay import access
 from parley.relay.errors import Unauthorized, Unavailable
-from parley.relay.models import Agent, Caller, KeyRecord, SearchHit
+from parley.relay.models import AgentRow, Caller, KeyRecord, SearchHit
 from parley.relay.ratelimit import Budget, settle
 from parley.relay.settings import Settings
 from parley.relay.store import sql
@@ -60,7 +60,7 @@ class SQLStore:
         self.settings = settings
         self.engine = engine
         self._keys: dict[str, KeyRecord] = {}
-        self._agents: dict[str, Agent] = {}
+        self._agents: dict[str, AgentRow] = {}
         self._full_machines: set[int] = set()  # machine keys at their agent limit (names are never removed)
         self.subscriber: Subscriber | None = None
         self._search_slots = asyncio.Semaphore(SEARCHES)
@@ -122,7 +122,7 @@ class SQLStore:
 
     async def _identify(
         self, digest: str, agent_name: str | None, take: Literal["read", "write"] | None
-    ) -> tuple[KeyRecord, Agent | None, Taken | None] | None:
+    ) -> tuple[KeyRecord, AgentRow | None, Taken | None] | None:
         """The key and its agent; with ``take``, a store may also take a token from the bucket of the caller
         the key makes (None: not taken, and ``admit`` calls ``spend``)."""
         found = await self.read(sql.identify, digest, agent_name)

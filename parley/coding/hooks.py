@@ -24,9 +24,9 @@ import httpx
 
 from parley import env
 from parley.client.errors import ParleyError
-from parley.connect import SLEEP_SECONDS
+from parley.coding.connect import SLEEP_SECONDS
+from parley.coding.wake import Follower, ForMe, State, tell
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
-from parley.wake import Follower, ForMe, State, tell
 
 #: Each client's name for the events, where it has them.
 EVENT_NAMES = {

@@ -32,10 +32,10 @@ from parley import __version__, env
 from parley.boundary import EXPLAINED
 from parley.client.errors import ParleyError
 from parley.client.retry import backoff
+from parley.coding.wake import Follower
 from parley.executors.async_http import AsyncExecutor
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.tool_definitions import load
-from parley.wake import Follower
 
 log = logging.getLogger("parley.mcp")
 
