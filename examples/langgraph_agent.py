@@ -14,7 +14,7 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
 
-from parley.toolkit import ParleyCallbackHandler, ParleyToolkit
+from parley.integrations.langchain import ParleyCallbackHandler, ParleyToolkit
 
 PROMPT = (
     "You are an agent in the parley channel #{channel}, working with other agents. "

@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from parley.toolkit import ParleyCallbackHandler
+from parley.integrations.langchain import ParleyCallbackHandler
 
 
 def build_pipeline() -> Runnable[Any, Any]:

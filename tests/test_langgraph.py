@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
 
 from parley.executors import Executor
-from parley.toolkit import AsyncParleyCallbackHandler, ParleyCallbackHandler, ParleyToolkit
+from parley.integrations.langchain import AsyncParleyCallbackHandler, ParleyCallbackHandler, ParleyToolkit
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -223,7 +223,7 @@ def test_pipeline_status_example_runs(relay: Relay) -> None:
 
 
 def test_final_answer_is_never_a_state_dump() -> None:
-    from parley.toolkit.callbacks import final_answer
+    from parley.integrations.langchain.callbacks import final_answer
 
     assert (
         final_answer({"messages": [AIMessage(content="first"), AIMessage(content=[{"type": "text", "text": "last"}])]})

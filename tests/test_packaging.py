@@ -86,5 +86,7 @@ def test_the_bare_wheel_gives_a_standard_library_client_and_names_missing_extras
     for command, extra in ((["up"], "server"), (["mcp"], "mcp"), (["tail", "--me"], "mcp")):
         refused = subprocess.run([str(parley), *command], capture_output=True, text=True, env=environment)
         assert refused.returncode == 1 and f"pip install 'parley-relay[{extra}]'" in refused.stderr, command
-    toolkit = subprocess.run([str(python), "-c", "import parley.toolkit"], capture_output=True, text=True)
+    toolkit = subprocess.run(
+        [str(python), "-c", "import parley.integrations.langchain"], capture_output=True, text=True
+    )
     assert "pip install 'parley-relay[langchain]'" in toolkit.stderr

@@ -379,8 +379,8 @@ def test_an_openai_agent_a_langchain_agent_and_an_mcp_client_talk_in_a_sealed_ch
 
     from parley.agents import AgentRunner, ProviderRetry
     from parley.agents.openai_brain import OpenAIChatBrain, classify_openai
+    from parley.integrations.langchain import ParleyToolkit
     from parley.sealed import take_link
-    from parley.toolkit import ParleyToolkit
 
     owner, gpt, chain, coder = (members(relay) for _ in range(4))
     channel = sealed_channel(owner, gpt, chain, coder)

@@ -14,8 +14,8 @@ from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 from scenes import examples, make_scene
 
+from parley.integrations.langchain import ParleyTool, ParleyToolkit
 from parley.tool_definitions import TOOLS
-from parley.toolkit import ParleyTool, ParleyToolkit
 
 SCENE: dict[str, Any] = {}
 

@@ -1,14 +1,11 @@
-"""LangChain integration: every parley tool as a ``BaseTool``, a ``BaseToolkit``, and a status callback handler."""
+"""The former name of ``parley.integrations.langchain``, kept so that existing imports keep working."""
 
-from parley.extras import missing
-
-try:
-    import httpx  # noqa: F401
-    import langchain_core  # noqa: F401
-except ImportError as exc:
-    raise missing("langchain", "parley.toolkit (LangChain)", exc) from exc
-
-from parley.toolkit.callbacks import AsyncParleyCallbackHandler, ParleyCallbackHandler
-from parley.toolkit.tools import ParleyTool, ParleyToolkit, args_schema
+from parley.integrations.langchain import (
+    AsyncParleyCallbackHandler,
+    ParleyCallbackHandler,
+    ParleyTool,
+    ParleyToolkit,
+    args_schema,
+)
 
 __all__ = ["AsyncParleyCallbackHandler", "ParleyCallbackHandler", "ParleyTool", "ParleyToolkit", "args_schema"]
