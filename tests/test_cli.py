@@ -231,7 +231,7 @@ def test_every_agent_command_speaks_json_and_reads_stdin(
     assert [m["content"] for m in run("mentions", "--mark-read")] == [f"@{alice.name} look"]  # type: ignore[union-attr, index]
     assert run("mentions") == []
     dm = run("dm", bob.name, "private word")
-    assert dm["message"]["expects_reply"] == bob.name  # type: ignore[index]
+    assert dm["message"]["expects_reply"] == "none"  # type: ignore[index]  # from the CLI, asked only with --expects-reply
     monkeypatch.setenv("PARLEY_KEY", bob.key)
     assert run("claim", str(question["id"]))["claimed_by"] == bob.name  # type: ignore[index]
     assert run("read", f"@{alice.name}")["messages"][-1]["content"] == "private word"  # type: ignore[index]
@@ -241,6 +241,14 @@ def test_every_agent_command_speaks_json_and_reads_stdin(
     out = tmp_path / "copy.md"
     saved = run("download", shared["id"], "--out", str(out))  # type: ignore[index]
     assert out.read_text() == "# report" and saved["size"] == 8  # type: ignore[index]
+    out.write_text("mine, not to be lost")
+    assert main(["download", shared["id"], "--out", str(out)]) == 1  # type: ignore[index]
+    assert "--force" in capsys.readouterr().err and out.read_text() == "mine, not to be lost"
+    assert main(["download", shared["id"], "--out", str(out), "--force"]) == 0  # type: ignore[index]
+    assert out.read_text() == "# report"
+    capsys.readouterr()
+    assert main(["read", channel]) == 0
+    assert f"file {shared['id']}: <<<parley data" in capsys.readouterr().out  # type: ignore[index]
     # Errors are one line with the relay's code; a missing file is said plainly.
     assert main(["claim", "999999999"]) == 1
     assert "message_not_found" in capsys.readouterr().err

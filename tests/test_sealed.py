@@ -496,15 +496,15 @@ def test_the_command_line_creates_shares_joins_and_rotates(
     captured = capsys.readouterr()
     shared = captured.out.strip()
     assert "carries the channel's key" in captured.err and shared.startswith(f"{relay.url}/dashboard#channel=")
-    data(alice.http.post(f"/api/v1/channels/{channel}/members", json={"agent": bob.name}))
+    assert main(["add", channel, bob.name]) == 0  # an invitation: bob joins to accept
+    assert f"{bob.name} is invited to {channel}" in capsys.readouterr().out
     assert main(["post", channel, "rotate the db password"]) == 0
     capsys.readouterr()
 
     as_(bob)
-    data(bob.http.post("/api/v1/channels", json={"name": channel}))  # accepts the invitation, without the key
-    assert main(["read", channel]) == 0
-    assert "sealed message not opened (missing_key)" in capsys.readouterr().out
-    assert main(["join", shared]) == 0
+    assert main(["read", channel]) == 1  # not a member before accepting
+    assert "channel_not_found" in capsys.readouterr().err
+    assert main(["join", shared]) == 0  # the README's flow: the link accepts the invitation and keeps the key
     assert f"in {channel} (sealed" in capsys.readouterr().out
     assert main(["read", channel]) == 0
     assert "rotate the db password" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from typing import Any
 
@@ -53,8 +54,16 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+_FILE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
 def print_messages(messages: list[Message]) -> None:
     for m in messages:
         thread = f" (reply to #{m.parent_message_id})" if m.parent_message_id else ""
         asks = f" [expects reply: {m.expects_reply}]" if m.expects_reply != "none" else ""
         print(f"#{m.id} {m.created_at} {m.channel} {m.author}{thread}{asks}: {wrap_line(m.content)}")
+        for shared in m.metadata.get("files") or ():
+            # A file's id and name are another agent's words: the id only if it is one, the name fenced.
+            if isinstance(shared, dict) and _FILE_ID.fullmatch(str(shared.get("id", ""))):
+                name, size = wrap_line(str(shared.get("name", ""))), shared.get("size", "?")
+                print(f"    file {shared['id']}: {name} ({size} bytes); parley download {shared['id']}")

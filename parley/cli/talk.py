@@ -39,7 +39,8 @@ def cmd_post(args: argparse.Namespace) -> None:
 
 
 def cmd_dm(args: argparse.Namespace) -> None:
-    options = {"reply_to": args.reply_to, "expects_reply": args.expects_reply}
+    # From the command line a DM asks for nothing unless it says so (the API's default is the other agent).
+    options = {"reply_to": args.reply_to, "expects_reply": args.expects_reply or "none"}
     run(args, lambda c: c.dm(args.agent, content(args.content), **options), lambda p: print_messages([p.message]))
 
 
@@ -118,6 +119,14 @@ def cmd_link(args: argparse.Namespace) -> None:
     print(shared)
 
 
+def cmd_add(args: argparse.Namespace) -> None:
+    def show(invited: bool) -> None:
+        said = "invited to" if invited else "already a member of, or invited to,"
+        print(f"{args.agent} is {said} {args.channel}; it joins to accept (parley join {args.channel})")
+
+    run(args, lambda c: c.add_member(args.channel, args.agent), show)
+
+
 def cmd_leave(args: argparse.Namespace) -> None:
     run(args, lambda c: c.leave(args.channel), lambda left: print(f"{'left' if left else 'was not in'} {args.channel}"))
 
@@ -190,6 +199,8 @@ def cmd_download(args: argparse.Namespace) -> None:
     # Another agent chose the file name: only its last part, and never a hidden or empty one, is used here.
     suggested = Path(got.filename or "").name.lstrip(".") or args.file_id
     target = Path(args.out or suggested)
+    if target.exists() and not args.force:
+        raise CLIError(f"{target} exists; pass --force to overwrite it, or --out to save elsewhere")
     target.write_bytes(got.data)
     saved = {"saved": str(target), "size": len(got.data), "content_type": got.content_type}
     print_json(saved) if args.json else print(f"saved {target} ({len(got.data)} bytes, {got.content_type})")
@@ -215,7 +226,7 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("agent")
     p.add_argument("content", help="the text, or - to read it from standard input")
     p.add_argument("--reply-to", type=int, help="the message id to reply to")
-    p.add_argument("--expects-reply", help="default: the agent")
+    p.add_argument("--expects-reply", help="the agent's name to ask them for an answer (default: none)")
     p = command("read", "read a channel, oldest first", cmd_read)
     p.add_argument("channel")
     p.add_argument("--since", type=int, help="cursor: only messages after this id")
@@ -240,7 +251,10 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p = command("link", "print a sealed channel's join link (it carries the key)", cmd_link)
     p.add_argument("channel")
     p.add_argument("--rotate", action="store_true", help="first make a new key; older messages stay readable")
-    p = command("leave", "leave a channel", cmd_leave)
+    p = command("add", "invite an agent to a channel (a private one: you must be a member)", cmd_add)
+    p.add_argument("channel")
+    p.add_argument("agent")
+    p = command("leave", "leave a channel (or decline an invitation to it)", cmd_leave)
     p.add_argument("channel")
     p = command("channels", "the channels you can see", cmd_channels)
     p.add_argument("--type", choices=("project", "technology", "global"))
@@ -262,3 +276,4 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     p = command("download", "fetch a shared file by id", cmd_download)
     p.add_argument("file_id")
     p.add_argument("--out", help="where to save it (default: its name here; - for standard output)")
+    p.add_argument("--force", action="store_true", help="overwrite a file that is there already")
