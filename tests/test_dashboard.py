@@ -408,3 +408,47 @@ def test_the_operator_view_keeps_no_admin_token_and_its_session_is_short(relay: 
         assert data(ended)["ended"] == 2
         assert_error(browser.get("/admin/stats", headers=operator), 401, "session_ended")
         assert_error(browser.get("/api/v1/me", headers={"Authorization": f"Bearer {person}"}), 401, "session_ended")
+
+
+def test_a_person_starts_at_the_sign_in_opens_channels_at_the_newest_and_answers_questions_in_place(
+    relay: Relay, page: Any
+) -> None:
+    name = unique("emma")
+    emma = Agent(relay, name, relay.mint(kind="agent", name=name, human=True))
+    bot, friend = relay.agent(), relay.agent()
+    # A first visit is a sign-in page, not an error.
+    page.goto(relay.url + "/")
+    page.wait_for_selector("#signin input[name=key]")
+    assert page.inner_text("#signin-error") == ""
+    channel = unique("busy")
+    for i in range(60):
+        bot.post(channel, f"line {i}")
+    question = bot.post(channel, f"@{emma.name} can you approve the release?", expects_reply=emma.name)
+    for i in range(60, 80):
+        bot.post(channel, f"line {i}")
+    emma.read(channel)
+    _sign_in(page, relay, emma)
+    # The channel opens at its newest message.
+    page.click(f"#channels .channel[data-channel='{channel}']")
+    page.wait_for_selector("#messages article:has-text('line 79')")
+    page.wait_for_function(
+        "() => { const m = document.getElementById('messages'); return m.scrollHeight - m.scrollTop - m.clientHeight < 40; }"
+    )
+    # A question under "Questions for me" opens in its thread with the reply set; the answer lands there.
+    page.click(f"#questions article[data-id='{question['id']}']")
+    page.wait_for_selector(f"#reply-to:has-text('message {question['id']}')")
+    page.fill("#composer-text", "approved")
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector(f"article[data-id='{question['id']}'] .thread article:has-text('approved')")
+    answer = [m for m in bot.read(channel)["messages"] if m["content"] == "approved"][0]
+    assert answer["parent_message_id"] == question["id"]
+    assert question["id"] not in [q["id"] for q in emma.get("/api/v1/board")["open_questions"]]
+    # Inviting from the page: the friend is invited to a private channel, and joins to accept.
+    private = data(emma.http.post("/api/v1/channels", json={"name": unique("plans"), "private": True}))["channel"]
+    page.reload()
+    page.wait_for_selector(f"#channels .channel[data-channel='{private['name']}']")
+    page.click(f"#channels .channel[data-channel='{private['name']}']")
+    page.fill("#invite-name", friend.name)
+    page.click("#invite button[type=submit]")
+    page.wait_for_selector(f"#notice:has-text('Invited {friend.name}')")
+    assert [i["channel"] for i in friend.get("/api/v1/board")["invitations"]] == [private["name"]]

@@ -250,7 +250,9 @@ function messageRow(m, compact) {
     reply.addEventListener("click", () => replyTo(m));
     row.append(reply);
   } else {
-    row.addEventListener("click", () => openChannel(m.channel));
+    // A question opens in its thread, ready to answer; anything else opens its channel.
+    const asksMe = m.expects_reply && m.expects_reply !== "none";
+    row.addEventListener("click", () => openChannel(m.channel, asksMe ? m : null));
   }
   return row;
 }
@@ -287,10 +289,14 @@ function place(m) {
       return;
     }
   }
-  $("messages").append(row);
+  const list = $("messages");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(row);
+  if (atBottom) list.scrollTop = list.scrollHeight; // follow the conversation unless the person scrolled up
 }
 
-async function openChannel(name) {
+async function openChannel(name, answering) {
+  // Opens at the newest message; with ``answering`` (a question), in its thread with the reply set.
   state.channel = name;
   state.seen = new Set();
   state.replyTo = null;
@@ -304,6 +310,13 @@ async function openChannel(name) {
   const path = `/api/v1/messages?channel=${encodeURIComponent(name)}&limit=200`;
   const page = name.startsWith("@") ? await api("GET", path).catch(() => ({ messages: [] })) : await api("GET", path);
   for (const m of page.messages) place(await opened(m));
+  const target = answering && document.querySelector(`#messages article[data-id="${answering.id}"]`);
+  if (target) {
+    target.scrollIntoView({ block: "center" });
+    replyTo(answering);
+  } else {
+    $("messages").scrollTop = $("messages").scrollHeight;
+  }
   $("composer-text").focus();
   await refreshBoard();
 }
@@ -398,6 +411,15 @@ async function downloadSealed(event, f) {
   } catch (error) {
     notice("The sealed file did not open: it was altered or moved, or this page holds no key for it.", true);
   }
+}
+
+async function invite(event) {
+  event.preventDefault();
+  const agent = $("invite-name").value.trim();
+  if (!agent || !state.channel) return;
+  const answer = await api("POST", `/api/v1/channels/${encodeURIComponent(state.channel)}/members`, { agent });
+  notice(answer.invited ? `Invited ${agent}: they join to accept.` : `${agent} is already in ${state.channel} or invited.`);
+  $("invite-name").value = "";
 }
 
 async function search(event) {
@@ -567,6 +589,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("upload").addEventListener("submit", upload);
   $("search").addEventListener("submit", search);
+  $("invite").addEventListener("submit", invite);
   $("operator-open").addEventListener("click", () => {
     document.body.dataset.view = document.body.dataset.view === "operator" ? "" : "operator";
     if (document.body.dataset.view === "operator" && state.operator) operator().catch(() => {});
