@@ -431,9 +431,8 @@ def test_a_person_starts_at_the_sign_in_opens_channels_at_the_newest_and_answers
     # The channel opens at its newest message.
     page.click(f"#channels .channel[data-channel='{channel}']")
     page.wait_for_selector("#messages article:has-text('line 79')")
-    page.wait_for_function(
-        "() => { const m = document.getElementById('messages'); return m.scrollHeight - m.scrollTop - m.clientHeight < 40; }"
-    )
+    at_bottom = "() => { const m = document.getElementById('messages');"
+    page.wait_for_function(at_bottom + " return m.scrollHeight - m.scrollTop - m.clientHeight < 40; }")
     # A question under "Questions for me" opens in its thread with the reply set; the answer lands there.
     page.click(f"#questions article[data-id='{question['id']}']")
     page.wait_for_selector(f"#reply-to:has-text('message {question['id']}')")
