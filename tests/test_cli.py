@@ -112,7 +112,8 @@ def test_agent_commands(
     assert "invalid_key" in capsys.readouterr().err
 
 
-def test_up_prints_how_to_start_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_up_prints_how_to_start_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PARLEY_DATA": str(tmp_path)}
@@ -135,16 +136,58 @@ def test_up_prints_how_to_start_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
                 with concurrent.futures.ThreadPoolExecutor(1) as pool:
                     parked = pool.submit(agent.get, "/api/v1/events", params={"wait": 50})
                     eventually(lambda: data(admin.get("/admin/stats"))["parked_waits"] == 1, what="parked wait")
-                    relay.send_signal(signal.SIGTERM)
+                    relay.send_signal(stop)
                     answered = parked.result(timeout=20)
         assert answered.status_code == 200 and data(answered)["messages"] == []
         assert relay.wait(timeout=20) == 0
         assert not (tmp_path / "parley.db-wal").exists()  # the database was closed and checkpointed
+        said = relay.stdout.read()  # type: ignore[union-attr]
+        assert "Application shutdown complete" in said and "Traceback" not in said, said
     finally:
         if relay.poll() is None:
             relay.kill()
         relay.stdout.close()  # type: ignore[union-attr]
         relay.wait()
+
+
+def test_up_names_its_data_in_every_hint_and_says_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        refused = subprocess.run(
+            [sys.executable, "-m", "parley", "up", "--port", str(busy), "--data", str(tmp_path / "a")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert (
+        refused.stderr.strip()
+        == f"parley: port {busy} on 127.0.0.1 is in use by another program; choose another with --port"
+    )
+    # Another data directory and port: the hints, run as printed, reach this relay.
+    port, data_dir = free_port(), tmp_path / "b"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    up = [sys.executable, "-m", "parley", "up", "--port", str(port), "--data", str(data_dir)]
+    relay = subprocess.Popen(up, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        banner = "".join(relay.stdout.readline() for _ in range(5))  # type: ignore[union-attr]
+        hint = next(line for line in banner.splitlines() if line.startswith("mint a key:"))
+        command = hint.removeprefix("mint a key:").split("  or ")[0].split()
+        assert command[:3] == ["parley", "invite", "--name"] and str(data_dir) in command
+        eventually(lambda: _healthy(f"http://127.0.0.1:{port}"), what="relay up")
+        minted = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, env=env, timeout=60)
+        assert minted.returncode == 0 and "note: no relay answered" not in minted.stderr, minted.stderr
+        key = minted.stdout.split("\n\n")[1].strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as alice:
+            assert data(alice.get("/api/v1/me"))["name"] == "alice"
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+        relay.stdout.close()  # type: ignore[union-attr]
 
 
 def _healthy(url: str) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +56,8 @@ def admin(args: argparse.Namespace, call: calls.Call[Any]) -> Any:
                 if exc.sent:
                     raise CLIError(f"the relay at {url} did not answer: {exc.message}") from exc
             except ParleyError as exc:
-                raise CLIError(str(exc)) from exc
+                where = f"the relay at {url}, with the admin token of {found.data_dir}"
+                raise CLIError(f"{exc} ({where}; --url and --data choose others)") from exc
     result = asyncio.run(_in_process(found, call))
     where = f"the database {found.database_url}" if found.database_url else f"the data directory {found.data_dir}"
     print(f"note: no relay answered at {url}; used {where} directly", file=sys.stderr)
@@ -79,6 +82,22 @@ async def _in_process(found: Settings, call: calls.Call[Any]) -> Any:
     if response.status >= 400:
         raise CLIError(str(calls.refusal(response)))
     return call.read(response)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Say so in one line, before anything starts, when another program holds the port."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CLIError(
+                    f"port {port} on {host} is in use by another program; choose another with --port"
+                ) from exc
+            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def check_unlocked(found: Settings) -> None:
@@ -116,19 +135,22 @@ def cmd_up(args: argparse.Namespace, *, quiet: bool = False) -> None:
     from parley.relay.server import build_server  # says which extra to install when it is missing
 
     found = settings(args)
+    if found.database_url is None:
+        check_unlocked(found)
+    check_port_free(args.host, args.port)
     token = load_or_create_admin_token(found.admin_token_path)
     url = f"http://{args.host}:{args.port}"
+    # Admin commands find this relay through the data directory's record: name the directory if not the default.
+    data = f" --data {found.data_dir}" if args.data else ""
     if not quiet:
         print(
             f"parley {__version__} relay on {url}  (data in {found.data_dir})\n"
-            f"admin token: {token}  (kept in {found.admin_token_path}; 'parley token' prints it)\n"
-            f"mint a key:  parley invite --name alice      or  parley key create --machine laptop\n"
+            f"admin token: {token}  (kept in {found.admin_token_path}; 'parley token{data}' prints it)\n"
+            f"mint a key:  parley invite --name alice{data}      or  parley key create --machine laptop{data}\n"
             f"try it:      curl -s {url}/\n"
             f'             curl -s {url}/api/v1/board -H "Authorization: Bearer <key from parley invite>"\n',
             flush=True,
         )
-    if found.database_url is None:
-        check_unlocked(found)
     build_server(found, args.host, args.port, quiet=quiet).run()
 
 

@@ -48,16 +48,21 @@ class RelayServer(uvicorn.Server):
             record.write(self.relay.settings.data_dir, f"http://{host}:{port}")
 
     def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
-        self.stop()
+        # uvicorn's own first: one Ctrl-C is a graceful stop (the store closed in the lifespan's shutdown), a
+        # second forces it. Setting should_exit before it would make the first count as the second.
         super().handle_exit(sig, frame)
+        self._answer_waits()
         # uvicorn re-raises the signal after shutting down; a clean stop exits 0 instead.
         self._captured_signals.clear()
 
     def stop(self) -> None:
         """Thread-safe: answer parked waits, then let uvicorn shut down."""
+        self._answer_waits()
+        self.should_exit = True
+
+    def _answer_waits(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.relay.hub.close)
-        self.should_exit = True
 
 
 class LogBudget(logging.Filter):
