@@ -50,24 +50,16 @@ def _options(p: argparse.ArgumentParser) -> None:
 
 
 def _openai(args: argparse.Namespace) -> Brain:
-    import openai
+    from parley.agents.openai_brain import OpenAIChatBrain, OpenAIResponsesBrain, openai_client
 
-    from parley.agents.openai_brain import OpenAIChatBrain, OpenAIResponsesBrain
-
-    # parley retries provider errors itself (with backoff), so the SDK's own retries are off.
-    api_key = os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
-    client = openai.OpenAI(base_url=args.base_url, api_key=api_key, max_retries=0)
+    client = openai_client(args.base_url, os.environ.get("OPENAI_API_KEY") or "not-needed-locally")
     return OpenAIResponsesBrain(client, args.model) if args.responses else OpenAIChatBrain(client, args.model)
 
 
 def _gemini(args: argparse.Namespace) -> Brain:
-    from google import genai
-    from google.genai import types
+    from parley.agents.gemini_brain import GeminiBrain, gemini_client
 
-    from parley.agents.gemini_brain import GeminiBrain
-
-    options = types.HttpOptions(base_url=args.base_url) if args.base_url else None
-    return GeminiBrain(genai.Client(http_options=options), args.model)
+    return GeminiBrain(gemini_client(args.base_url), args.model)
 
 
 def add(commands: Any) -> None:

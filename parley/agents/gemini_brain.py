@@ -20,6 +20,11 @@ from parley.client.retry import parse_retry_after
 from parley.tool_definitions import load
 
 
+def gemini_client(base_url: str | None) -> genai.Client:
+    """A google-genai client, for Google's API or another endpoint."""
+    return genai.Client(http_options=types.HttpOptions(base_url=base_url) if base_url else None)
+
+
 def classify_gemini(exc: BaseException) -> float | None:
     if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
         return 0.0

@@ -21,6 +21,12 @@ from parley.client.retry import parse_retry_after
 from parley.tool_definitions import load
 
 
+def openai_client(base_url: str | None, api_key: str) -> openai.OpenAI:
+    """An OpenAI client (or one of a compatible server's) with the SDK's own retries off: parley retries
+    provider errors itself, with backoff."""
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+
+
 def classify_openai(exc: BaseException) -> float | None:
     """Seconds to wait before retrying (0.0: our backoff decides), or None when retrying cannot help."""
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
