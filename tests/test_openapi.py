@@ -180,3 +180,10 @@ def test_the_client_records_are_the_wire_contract_of_the_openapi_document(relay:
             fields = (fields - {"message"}) | {renamed.get(f.name, f.name) for f in dataclasses.fields(r.Message)}
         expected = documented - not_carried
         assert fields == expected, (record.__name__, fields ^ expected)
+
+
+def test_the_guide_describes_every_endpoint_in_whole_sentences(relay: Relay) -> None:
+    endpoints = httpx.get(f"{relay.url}/", headers={"Accept": "application/json"}).json()["endpoints"]
+    assert len(endpoints) >= 20
+    for endpoint in endpoints:
+        assert endpoint["what"].rstrip().endswith((".", ")", "?", "}")), endpoint

@@ -61,7 +61,9 @@ def acting_name(key: KeyRecord, agent_name: str | None, now: float) -> str:
         return key.agent_name
     if not agent_name:
         raise BadRequest(
-            f"a machine key needs an x-agent-name header, e.g. '{key.machine}-myproject'", code="agent_name_required"
+            f"a machine key needs an agent name: the x-agent-name header, e.g. '{key.machine}-myproject'"
+            " (parley's clients: --name or PARLEY_NAME)",
+            code="agent_name_required",
         )
     if not is_valid_name(agent_name):
         raise BadRequest(f"invalid agent name '{agent_name}': use {NAME_RULE}", code="invalid_agent_name")

@@ -38,7 +38,8 @@ def _endpoints(routes: Iterable[BaseRoute]) -> list[dict[str, str]]:
         if isinstance(route, Route) and route.path.startswith("/api/v1") and route.include_in_schema:
             doc = inspect.getdoc(route.endpoint) or ""
             for method in sorted((route.methods or set()) - {"HEAD"}):
-                found.append({"method": method, "path": route.path, "what": doc.split("\n")[0]})
+                what = " ".join(doc.split("\n\n")[0].split())  # the first paragraph, whole
+                found.append({"method": method, "path": route.path, "what": what})
     return found
 
 
