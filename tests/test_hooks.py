@@ -138,6 +138,26 @@ def test_stop_hooks_ask_for_another_turn_when_something_is_waiting(relay: Relay,
     assert _answer(client, "stop", _hook(client, "stop", environment, stop)) == {}  # told once
 
 
+@pytest.mark.parametrize("client", ["codex", "gemini", "cursor"])
+def test_a_stop_hook_does_not_ask_again_for_a_turn_a_stop_hook_started(
+    relay: Relay, tmp_path: Path, client: str
+) -> None:
+    """Two agents answering each other through their stop hooks would loop forever: a turn that a stop hook
+    started (``stop_hook_active``; Cursor's ``loop_count``) ends without asking for another, and what arrived
+    is told at the next prompt instead."""
+    alice, bob = relay.agent(), relay.agent()
+    environment, session = _env(relay, alice, tmp_path), unique("s")
+    first = _payload(client, "stop", session)
+    assert _answer(client, "stop", _hook(client, "stop", environment, json.dumps(first))) == {}
+    bob.dm(alice.name, "and again")
+    again = {**first, "loop_count": 3} if client == "cursor" else {**first, "stop_hook_active": True}
+    assert _answer(client, "stop", _hook(client, "stop", environment, json.dumps(again))) == {}
+    if client != "cursor":  # Cursor has no prompt hook: its next stop hook tells
+        prompt = json.dumps(_payload(client, "prompt", session))
+        told = _answer(client, "prompt", _hook(client, "prompt", environment, prompt))
+        assert "and again" in json.dumps(told)
+
+
 def _sleeper(relay: Relay, alice: Agent, state: Path, session: str) -> subprocess.Popen[str]:
     parked = relay.stats()["parked_waits"]
     payload = state / f"{unique('payload')}.json"

@@ -35,6 +35,8 @@ EVENT_NAMES = {
     "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
     "cursor": {"stop": "stop"},
 }
+#: Follow-up turns a Cursor stop hook asks for in a row before it leaves the next to the person.
+CURSOR_FOLLOWUPS = 3
 #: A hook never holds up its session: a relay that does not connect within this is away (and not retried).
 HOOK_CONNECT_SECONDS = 3.0
 
@@ -57,6 +59,8 @@ class Hook:
                 return self._context(out, await self._since_last_turn(follower))
             if self.client == "claude-code":
                 return await self._sleep(follower, err, sleep_seconds)
+            if self._continuing():
+                return self._continue(out, "")  # the next prompt's hook tells what arrived meanwhile
             return self._continue(out, await self._since_last_turn(follower))
         finally:
             await follower.aclose()
@@ -90,6 +94,14 @@ class Hook:
         elif self.client == "gemini":
             out.write("{}")  # Gemini CLI parses stdout as JSON
         return 0
+
+    def _continuing(self) -> bool:
+        """This turn is already one a stop hook asked for (``stop_hook_active``; Cursor: ``loop_count`` at its
+        limit): asking for yet another is how two agents answering each other would loop forever."""
+        if self.payload.get("stop_hook_active") is True:
+            return True
+        loops = self.payload.get("loop_count")
+        return isinstance(loops, int) and loops >= CURSOR_FOLLOWUPS
 
     def _continue(self, out: TextIO, text: str) -> int:
         """Codex, Gemini CLI, Cursor: at the end of a turn, ask for another when something is waiting."""
