@@ -84,6 +84,7 @@ def test_the_bare_wheel_gives_a_standard_library_client_and_names_missing_extras
     board = subprocess.run([str(parley), "board", "--json"], capture_output=True, text=True, env=environment)
     assert board.returncode == 0 and json.loads(board.stdout)["agent"] == alice.name, board.stderr
     without_extra = [(["up"], "server"), (["mcp"], "mcp"), (["tail", "--me"], "mcp")]
+    without_extra += [(["connect", "claude-code", "--print"], "mcp"), (["connect", "codex", "--check"], "mcp")]
     without_extra += [(["agent", vendor, "--channel", "c", "--model", "m"], vendor) for vendor in ("openai", "gemini")]
     for command, extra in without_extra:
         refused = subprocess.run([str(parley), *command], capture_output=True, text=True, env=environment)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -50,6 +51,13 @@ def cmd_tail(args: argparse.Namespace) -> None:
 
 
 def cmd_connect(args: argparse.Namespace) -> None:
+    # What connect configures (parley mcp, parley hook) cannot start without the mcp extra: say so, not "ok".
+    absent = [name for name in ("mcp", "httpx") if importlib.util.find_spec(name) is None]
+    if absent:
+        raise CLIError(
+            f"parley connect sets up 'parley mcp' and 'parley hook', which need {', '.join(absent)}:"
+            " install them with  pip install 'parley-relay[mcp]'"
+        )
     root, home = Path(args.root).expanduser().resolve(), Path(args.home).expanduser()
     if args.save:
         _save_client_config(args)
