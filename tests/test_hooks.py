@@ -206,6 +206,13 @@ def test_a_relay_that_is_down_never_breaks_the_session(tmp_path: Path, client: s
         assert done.stdout in ("", "{}")
     garbage = _hook(client, "stop", down, "not json")
     assert garbage.returncode == 0 and garbage.stderr == ""
+    # Quiet for the session, not for the person: each failure is a line in the trouble log, which --check shows.
+    logged = (tmp_path / "parley" / "trouble.log").read_text()
+    assert f"parley hook stop --client {client}" in logged and "relay_unreachable" in logged
+    assert "pa_x" not in logged  # never the key
+    check = [sys.executable, "-m", "parley", "connect", client, "--check", "--root", str(tmp_path)]
+    checked = subprocess.run(check + ["--home", str(tmp_path)], env=down, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 1 and "recent trouble" in checked.stdout and "relay_unreachable" in checked.stdout
 
 
 class Tail:

@@ -17,7 +17,7 @@ from typing import Any
 from parley import env
 from parley.cli.common import CLIError, client, client_config
 from parley.client import ParleyError
-from parley.coding import connect
+from parley.coding import connect, trouble
 
 
 def cmd_mcp(args: argparse.Namespace) -> None:
@@ -100,6 +100,11 @@ def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -
     except (CLIError, ParleyError) as exc:
         print(f"{'failed':>7}  relay: {exc}")
         ready = False
+    problems = trouble.recent()
+    if problems:
+        print(f"recent trouble (newest last, from {trouble.trouble_log()}):")
+        for line in problems:
+            print(f"         {line}")
     if not ready:
         raise CLIError(f"not fully connected; run 'parley connect {args.client}'")
 

@@ -24,6 +24,7 @@ import httpx
 
 from parley import env
 from parley.client.errors import ParleyError
+from parley.coding import trouble
 from parley.coding.connect import SLEEP_SECONDS
 from parley.coding.wake import Follower, ForMe, State, tell
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
@@ -144,14 +145,17 @@ def _newest(pidfile: Path) -> bool:
 
 
 def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Run one hook; never fail the session (exit 0 on every error, quietly)."""
+    """Run one hook; never fail the session (exit 0 on every error, quietly, with why in the trouble log)."""
     try:
         raw = stdin.read()
         payload = json.loads(raw) if raw.strip() else {}
-        if not isinstance(payload, dict) or not env.client()[1]:
-            raise ValueError("no payload or no key")
+        if not isinstance(payload, dict):
+            raise ValueError("the hook's input is not a JSON object")
+        if not env.client()[1]:
+            raise ValueError(f"no key: set PARLEY_KEY or save one in {env.config_file()} (parley connect --save)")
         return asyncio.run(Hook(client, event, payload).run(stdout, sys.stderr))
-    except (ParleyError, httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
+    except (ParleyError, httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
+        trouble.note(f"parley hook {event} --client {client}", exc)
         if client == "gemini" or (event == "stop" and client != "claude-code"):
             stdout.write("{}")
         return 0

@@ -32,6 +32,7 @@ from parley import __version__, env
 from parley.boundary import EXPLAINED
 from parley.client.errors import ParleyError
 from parley.client.retry import backoff
+from parley.coding import trouble
 from parley.coding.wake import Follower
 from parley.executors.async_http import AsyncExecutor
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
@@ -136,4 +137,5 @@ async def follow_and_push(follower: Follower, send: Callable[[Any], Awaitable[No
             failures += 1
             delay = backoff(min(failures, 6), None)
             log.warning("cannot follow the relay (%s); trying again in %.1f s", exc, delay)
+            trouble.note("parley mcp (pushes)", exc)
             await anyio.sleep(delay)
