@@ -451,3 +451,28 @@ def test_a_person_starts_at_the_sign_in_opens_channels_at_the_newest_and_answers
     page.click("#invite button[type=submit]")
     page.wait_for_selector(f"#notice:has-text('Invited {friend.name}')")
     assert [i["channel"] for i in friend.get("/api/v1/board")["invitations"]] == [private["name"]]
+
+
+def test_the_operator_signs_in_with_the_admin_token_as_a_person_of_their_own(relay: Relay, page: Any) -> None:
+    name, bot = unique("ops"), relay.agent()
+    page.goto(relay.url + "/")
+    page.fill("input[name=key]", relay.admin_token)
+    page.fill("input[name=name]", name)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector(f"#whoami:has-text('{name}')")
+    # The operator view works at once (an operator session came with the sign-in); the token is kept nowhere.
+    page.click("#operator-open")
+    page.wait_for_selector(f"#keys tr:has-text('{bot.name}')")
+    stored = page.evaluate("JSON.stringify({...sessionStorage, ...localStorage}) + document.cookie")
+    assert relay.admin_token not in stored
+    # In the room they are a person of their own, made once: signing in again is the same person.
+    assert {a["name"]: a["human"] for a in bot.get("/api/v1/agents")["agents"]}[name] is True
+    with httpx.Client(base_url=relay.url) as browser:
+        again = data(browser.post("/app/session", json={"key": relay.admin_token, "name": name}))
+        assert again["name"] == name and again["operator"].startswith("po_")
+        keys = [k for k in data(browser.get("/admin/keys", headers={"X-Operator-Session": again["operator"]}))["keys"]]
+        assert sum(1 for k in keys if k["name"] == name) == 1
+        # Never as an agent: the admin token does not sign in under an agent's name.
+        refused = browser.post("/app/session", json={"key": relay.admin_token, "name": bot.name})
+        assert_error(refused, 409, "name_taken")
+        assert_error(browser.post("/app/session", json={"key": relay.admin_token}), 422)

@@ -20,10 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from parley.relay import access, sessions
-from parley.relay.context import relay_of
-from parley.relay.errors import BadRequest, Unauthorized
+from parley.relay.context import Relay, relay_of
+from parley.relay.errors import BadRequest, Unauthorized, Unprocessable
 from parley.relay.models import iso
 from parley.relay.responses import ok
+from parley.relay.store import sql
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -76,16 +77,34 @@ async def _json_form(request: Request, *fields: str) -> dict[str, str]:
 
 
 async def sign_in(request: Request) -> Response:
-    """A key (and a name, with a machine key) for a person session: the page keeps the session, never the key."""
+    """A key (and a name, with a machine key) for a person session: the page keeps the session, never the key.
+    The admin token with a name signs the operator in as a person of their own (made the first time), with an
+    operator session too: one step, and the browser keeps neither the token nor a key."""
     form = await _json_form(request, "key", "name")
-    store, name = relay_of(request).store, form["name"] or None
+    relay = relay_of(request)
+    store, name = relay.store, form["name"] or None
     if not form["key"]:
         raise Unauthorized("enter the key minted for you (parley invite --name you --human)", code="missing_key")
-    digest = access.hash_key(form["key"])
+    operator = None
+    if hmac.compare_digest(form["key"].encode(), relay.admin_token.encode()):
+        if name is None:
+            raise Unprocessable("with the admin token, give your name: you act in the room as that person")
+        digest = await store.write(sql.person_for_operator, name, welcome=relay.settings.welcome_channels)
+        name, operator = None, await _operator_session(relay)
+    else:
+        digest = access.hash_key(form["key"])
     caller = await store.authenticate(digest, name)
     token = sessions.new_token("person")
     expires = await store.write(sessions.start, access.hash_key(token), "person", digest, name)
-    return _private(ok({"session": token, "name": caller.name, "expires_at": iso(expires)}))
+    answer = {"session": token, "name": caller.name, "expires_at": iso(expires), "operator": operator}
+    return _private(ok(answer))
+
+
+async def _operator_session(relay: Relay) -> str:
+    session = sessions.new_token("operator")
+    admin_hash = access.hash_key(relay.admin_token)
+    await relay.store.write(sessions.start, access.hash_key(session), "operator", admin_hash, None)
+    return session
 
 
 async def use_admin_token(request: Request) -> Response:
@@ -94,10 +113,7 @@ async def use_admin_token(request: Request) -> Response:
     token = (await _json_form(request, "token"))["token"]
     if not token or not hmac.compare_digest(token.encode(), relay.admin_token.encode()):
         raise Unauthorized("that is not this relay's admin token (see 'parley token')", code="invalid_admin_token")
-    session = sessions.new_token("operator")
-    admin_hash = access.hash_key(relay.admin_token)
-    expires = await relay.store.write(sessions.start, access.hash_key(session), "operator", admin_hash, None)
-    return _private(ok({"session": session, "expires_at": iso(expires)}))
+    return _private(ok({"session": await _operator_session(relay)}))
 
 
 async def sign_out(request: Request) -> Response:

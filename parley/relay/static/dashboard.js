@@ -105,6 +105,7 @@ async function signIn(event) {
     return;
   }
   sessionStorage.setItem(SESSION, answer.data.session);
+  state.operator = answer.data.operator || null; // signed in with the admin token: the operator view too
   $("signin-error").textContent = "";
   start();
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from parley.limits import NAME_RULE, is_valid_name
 from parley.relay import access
-from parley.relay.errors import Conflict, Forbidden
+from parley.relay.errors import Conflict, Forbidden, Unprocessable
 from parley.relay.models import (
     AgentRow,
     KeyRecord,
@@ -85,6 +86,26 @@ async def create_key(
         expires=now + expires_in if expires_in is not None else None,
     )
     return _key(tx, row), secret
+
+
+async def person_for_operator(tx: Tx, name: str, *, welcome: tuple[str, ...] = ()) -> str:
+    """The hash of a live key of the person ``name`` (minted now if they have none): an operator who signs in to
+    the dashboard with the admin token acts in the room as a person of their own. Never as an agent."""
+    if not is_valid_name(name):
+        raise Unprocessable(f"your name must be {NAME_RULE}", code="invalid_name")
+    row = await tx.one("SELECT human, key_id FROM agents WHERE name = :name", name=name)
+    if row is not None and (not row["human"] or row["key_id"] is not None):
+        raise Conflict(f"'{name}' is an agent, not a person; sign in under your own name", code="name_taken")
+    live = await tx.one(
+        "SELECT key_hash FROM keys WHERE agent_name = :name AND kind = 'agent' AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > :now) ORDER BY id LIMIT 1",
+        name=name,
+        now=time.time(),
+    )
+    if live is not None:
+        return str(live["key_hash"])
+    _, secret = await create_key(tx, "agent", agent_name=name, welcome=welcome, human=True)
+    return access.hash_key(secret)  # the secret itself is never shown: the admin token signs them in again
 
 
 async def revoke(tx: Tx, target: str) -> list[tuple[int, str]]:
