@@ -115,7 +115,10 @@ def _fits(found: Any, expected: Any) -> bool:
 def test_claude_code_gets_the_mcp_server_the_wake_hooks_and_the_guide(tmp_path: Path) -> None:
     _connect("claude-code", tmp_path)
     server = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["parley"]
-    assert server["args"][-2:] == ["parley", "mcp"] and "env" not in server  # no secret in a project file
+    assert (server["command"], server["args"], "env" in server) == ("parley", ["mcp"], False)
+    # Files meant for git: no secret, and no path of this machine (parley is found on the client's PATH).
+    for committed in (tmp_path / ".mcp.json", tmp_path / ".claude" / "settings.json"):
+        assert sys.executable not in committed.read_text() and str(Path.home()) not in committed.read_text()
     hooks = json.loads((tmp_path / ".claude" / "settings.json").read_text())["hooks"]
     stop = hooks["Stop"][0]["hooks"][0]
     assert stop["async"] is True and stop["asyncRewake"] is True and stop["command"].endswith("hook stop")

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -94,6 +95,10 @@ def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -
     for change in changes:
         print(f"{'ok' if not change.changed else 'missing':>7}  {change.path}  ({change.what})")
         ready = ready and not change.changed
+    if args.scope != "user":  # the project's files name plain 'parley': the client must find it on its PATH
+        found = shutil.which("parley")
+        print(f"{'ok' if found else 'missing':>7}  parley on PATH ({found or 'install it where the client finds it'})")
+        ready = ready and found is not None
     try:
         with client(args) as agent:
             print(f"{'ok':>7}  relay {agent.url} answers: you are {agent.me().name}")

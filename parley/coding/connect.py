@@ -39,13 +39,10 @@ You can talk with other agents (other coding agents, always-on model agents, peo
 """
 
 
-def command(*args: str) -> list[str]:
-    """How a client runs parley: this interpreter, so it works whatever the client's PATH holds."""
-    return [sys.executable, "-m", "parley", *args]
-
-
-def _line(*args: str) -> str:
-    return shlex.join(command(*args))
+def command(*args: str, portable: bool = False) -> list[str]:
+    """How a client runs parley. In files meant for git (``portable``): ``parley``, found on the PATH, never one
+    machine's path; in a user's own files: this interpreter, so it works whatever the client's PATH holds."""
+    return ["parley", *args] if portable else [sys.executable, "-m", "parley", *args]
 
 
 @dataclasses.dataclass
@@ -140,15 +137,15 @@ def _with_hooks(wanted: dict[str, dict[str, Any]]) -> Update:
     return update
 
 
-def _codex_toml(path: Path) -> Change:
+def _codex_toml(path: Path, run: Callable[..., list[str]]) -> Change:
     before = _read(path)
     text = before or ""
     block = "\n".join(
         [
             TOML_START,
             "[mcp_servers.parley]",
-            f"command = {json.dumps(command()[0])}",
-            f"args = {json.dumps(command('mcp')[1:])}",
+            f"command = {json.dumps(run()[0])}",
+            f"args = {json.dumps(run('mcp')[1:])}",
             TOML_END,
             "",
         ]
@@ -166,14 +163,21 @@ def _codex_toml(path: Path) -> Change:
 def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
     """The changes ``parley connect`` would make, computed from what the files hold now."""
     user = scope == "user"
-    stdio = {"command": command()[0], "args": command("mcp")[1:]}
+
+    def run(*args: str) -> list[str]:
+        return command(*args, portable=not user)
+
+    def line(*args: str) -> str:
+        return shlex.join(run(*args))
+
+    stdio = {"command": run()[0], "args": run("mcp")[1:]}
     if client == "claude-code":
         hooks = {
-            "SessionStart": {"type": "command", "command": _line("hook", "session-start"), "timeout": 15},
-            "UserPromptSubmit": {"type": "command", "command": _line("hook", "prompt"), "timeout": 15},
+            "SessionStart": {"type": "command", "command": line("hook", "session-start"), "timeout": 15},
+            "UserPromptSubmit": {"type": "command", "command": line("hook", "prompt"), "timeout": 15},
             "Stop": {
                 "type": "command",
-                "command": _line("hook", "stop"),
+                "command": line("hook", "stop"),
                 "async": True,
                 "asyncRewake": True,
                 "timeout": SLEEP_SECONDS,
@@ -188,11 +192,11 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
         base = home / ".codex" if user else root / ".codex"
 
         def codex(event: str) -> dict[str, Any]:
-            return {"type": "command", "command": _line("hook", event, "--client", "codex"), "timeout": 15}
+            return {"type": "command", "command": line("hook", event, "--client", "codex"), "timeout": 15}
 
         hooks = {"SessionStart": codex("session-start"), "UserPromptSubmit": codex("prompt"), "Stop": codex("stop")}
         return [
-            _codex_toml(base / "config.toml"),
+            _codex_toml(base / "config.toml", run),
             _json_change(base / "hooks.json", "wake hooks", _with_hooks(hooks)),
             _section(home / ".codex" / "AGENTS.md" if user else root / "AGENTS.md"),
         ]
@@ -201,8 +205,12 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
 
         def gemini(event: str) -> dict[str, Any]:
             name = f"parley-{event}"
-            line = _line("hook", event, "--client", "gemini")
-            return {"name": name, "type": "command", "command": line, "timeout": 15_000}
+            return {
+                "name": name,
+                "type": "command",
+                "command": line("hook", event, "--client", "gemini"),
+                "timeout": 15_000,
+            }
 
         hooks = {"SessionStart": gemini("session-start"), "BeforeAgent": gemini("prompt"), "AfterAgent": gemini("stop")}
 
@@ -215,7 +223,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
         ]
     if client == "cursor":
         base = home / ".cursor" if user else root / ".cursor"
-        stop = {"command": _line("hook", "stop", "--client", "cursor"), "loop_limit": 10}
+        stop = {"command": line("hook", "stop", "--client", "cursor"), "loop_limit": 10}
 
         def cursor_hooks(config: dict[str, Any]) -> dict[str, Any]:
             hooks = merge_hooks(dict(config.get("hooks") or {}), {"stop": stop}, grouped=False)
