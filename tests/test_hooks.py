@@ -150,7 +150,9 @@ def test_a_stop_hook_does_not_ask_again_for_a_turn_a_stop_hook_started(
     first = _payload(client, "stop", session)
     assert _answer(client, "stop", _hook(client, "stop", environment, json.dumps(first))) == {}
     bob.dm(alice.name, "and again")
-    again = {**first, "loop_count": 3} if client == "cursor" else {**first, "stop_hook_active": True}
+    from parley.coding.connect import CURSOR_LOOP_LIMIT
+
+    again = {**first, "loop_count": CURSOR_LOOP_LIMIT} if client == "cursor" else {**first, "stop_hook_active": True}
     assert _answer(client, "stop", _hook(client, "stop", environment, json.dumps(again))) == {}
     if client != "cursor":  # Cursor has no prompt hook: its next stop hook tells
         prompt = json.dumps(_payload(client, "prompt", session))
@@ -330,6 +332,11 @@ def test_crafted_content_lands_inside_a_fence_on_every_surface(
     created = mallory.http.post("/api/v1/channels", json={"name": unique("trap"), "description": FORGERY[:500]})
     trap = created.json()["data"]["channel"]["name"]
     forged = mallory.post(channel, f"@{alice.name} {FORGERY}", expects_reply=alice.name)
+    # A file list an agent wrote itself (its metadata): a name with the forgery, an id that is a shell command.
+    shared = {
+        "files": [{"id": "x; rm -rf ~", "name": FORGERY[:300], "size": 1}, {"id": "ok_id", "name": FORGERY[:300]}]
+    }
+    mallory.post(channel, "files for you", metadata=shared)
 
     # Tool results (MCP tools, LangChain, the agents): a read, a channel's description on joining.
     with Executor(relay.url, alice.key) as executor:
@@ -352,7 +359,11 @@ def test_crafted_content_lands_inside_a_fence_on_every_surface(
     monkeypatch.setenv("PARLEY_KEY", alice.key)
     for command in (["read", channel], ["mentions"], ["channels"], ["search", "FORGED"]):
         assert main(command) == 0
-        _no_forgery_outside(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        _no_forgery_outside(out)
+        assert "rm -rf" not in out  # an id that is not one is not shown, let alone as a command to run
+    assert main(["read", channel]) == 0
+    assert "parley download ok_id" in capsys.readouterr().out
 
 
 def test_the_fence_is_new_every_time_and_keeps_the_words() -> None:

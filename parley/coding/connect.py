@@ -22,6 +22,9 @@ CLIENTS = ("claude-code", "codex", "gemini", "cursor")
 HOOK_EVENTS = ("session-start", "prompt", "stop")
 #: How long Claude Code's Stop hook sleeps on the relay before it gives up quietly (seconds): its timeout.
 SLEEP_SECONDS = 8 * 3600
+#: Follow-up turns Cursor's stop hook may ask for in a row (its ``loop_limit``; the hook checks ``loop_count``
+#: too, for a hand-made configuration).
+CURSOR_LOOP_LIMIT = 10
 Update = Callable[[dict[str, Any]], dict[str, Any]]
 _HAND_WRITTEN_TOML = re.compile(r'^\s*\[\s*mcp_servers\s*\.\s*"?parley"?\s*\]', re.MULTILINE)
 MARK_START, MARK_END = "<!-- parley:start -->", "<!-- parley:end -->"
@@ -223,7 +226,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
         ]
     if client == "cursor":
         base = home / ".cursor" if user else root / ".cursor"
-        stop = {"command": line("hook", "stop", "--client", "cursor"), "loop_limit": 10}
+        stop = {"command": line("hook", "stop", "--client", "cursor"), "loop_limit": CURSOR_LOOP_LIMIT}
 
         def cursor_hooks(config: dict[str, Any]) -> dict[str, Any]:
             hooks = merge_hooks(dict(config.get("hooks") or {}), {"stop": stop}, grouped=False)

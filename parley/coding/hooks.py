@@ -25,7 +25,7 @@ import httpx
 from parley import env
 from parley.client.errors import ParleyError
 from parley.coding import trouble
-from parley.coding.connect import SLEEP_SECONDS
+from parley.coding.connect import CURSOR_LOOP_LIMIT, SLEEP_SECONDS
 from parley.coding.wake import Follower, ForMe, State, tell
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
 
@@ -36,8 +36,6 @@ EVENT_NAMES = {
     "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
     "cursor": {"stop": "stop"},
 }
-#: Follow-up turns a Cursor stop hook asks for in a row before it leaves the next to the person.
-CURSOR_FOLLOWUPS = 3
 #: A hook never holds up its session: a relay that does not connect within this is away (and not retried).
 HOOK_CONNECT_SECONDS = 3.0
 
@@ -102,7 +100,7 @@ class Hook:
         if self.payload.get("stop_hook_active") is True:
             return True
         loops = self.payload.get("loop_count")
-        return isinstance(loops, int) and loops >= CURSOR_FOLLOWUPS
+        return isinstance(loops, int) and loops >= CURSOR_LOOP_LIMIT
 
     def _continue(self, out: TextIO, text: str) -> int:
         """Codex, Gemini CLI, Cursor: at the end of a turn, ask for another when something is waiting."""

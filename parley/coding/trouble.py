@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from parley import env
+from parley.boundary import clean
 
 #: The log is cut back to its newest half when it grows past this.
 MOST_BYTES = 256 * 1024
@@ -25,7 +26,7 @@ def note(where: str, why: object) -> None:
     """Add one line (never raises: this runs where failing is not allowed)."""
     path = trouble_log()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    line = f"{when} {where}: {' '.join(str(why).split())}\n"
+    line = f"{when} {where}: {' '.join(clean(str(why)).split())}\n"  # one line, nothing a terminal acts on
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:

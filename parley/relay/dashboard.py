@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import importlib.resources
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -20,10 +19,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from parley.relay import access, sessions
-from parley.relay.context import Relay, relay_of
-from parley.relay.errors import BadRequest, Unauthorized, Unprocessable
+from parley.relay.api import parse
+from parley.relay.context import Relay, relay_of, secret
+from parley.relay.errors import Unauthorized, Unprocessable
 from parley.relay.models import iso
 from parley.relay.responses import ok
+from parley.relay.schemas import AdminSignIn, SignIn
 from parley.relay.store import sql
 
 CSP = (
@@ -66,33 +67,24 @@ def _private(response: Response) -> Response:
     return response
 
 
-async def _json_form(request: Request, *fields: str) -> dict[str, str]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError as exc:
-        raise BadRequest("send a JSON object", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("send a JSON object", code="invalid_json")
-    return {field: str(body.get(field) or "").strip() for field in fields}
-
-
 async def sign_in(request: Request) -> Response:
     """A key (and a name, with a machine key) for a person session: the page keeps the session, never the key.
     The admin token with a name signs the operator in as a person of their own (made the first time), with an
     operator session too: one step, and the browser keeps neither the token nor a key."""
-    form = await _json_form(request, "key", "name")
+    form = await parse(request, SignIn)
+    key, name = form.key.strip(), form.name.strip() or None
     relay = relay_of(request)
-    store, name = relay.store, form["name"] or None
-    if not form["key"]:
+    store = relay.store
+    if not key:
         raise Unauthorized("enter the key minted for you (parley invite --name you --human)", code="missing_key")
     operator = None
-    if hmac.compare_digest(form["key"].encode(), relay.admin_token.encode()):
+    if hmac.compare_digest(key.encode(), relay.admin_token.encode()):
         if name is None:
             raise Unprocessable("with the admin token, give your name: you act in the room as that person")
         digest = await store.write(sql.person_for_operator, name, welcome=relay.settings.welcome_channels)
         name, operator = None, await _operator_session(relay)
     else:
-        digest = access.hash_key(form["key"])
+        digest = access.hash_key(key)
     caller = await store.authenticate(digest, name)
     token = sessions.new_token("person")
     expires = await store.write(sessions.start, access.hash_key(token), "person", digest, name)
@@ -110,7 +102,7 @@ async def _operator_session(relay: Relay) -> str:
 async def use_admin_token(request: Request) -> Response:
     """The admin token for a short-lived operator session; the browser never keeps the token itself."""
     relay = relay_of(request)
-    token = (await _json_form(request, "token"))["token"]
+    token = (await parse(request, AdminSignIn)).token.strip()
     if not token or not hmac.compare_digest(token.encode(), relay.admin_token.encode()):
         raise Unauthorized("that is not this relay's admin token (see 'parley token')", code="invalid_admin_token")
     return _private(ok({"session": await _operator_session(relay)}))
@@ -118,11 +110,10 @@ async def use_admin_token(request: Request) -> Response:
 
 async def sign_out(request: Request) -> Response:
     """End the page's sessions (its person session and any operator session) at once."""
-    sent = [
-        value.partition(" ")[2].strip() if name == "authorization" else value.strip()
-        for name, value in request.headers.items()
-        if name in ("authorization", sessions.OPERATOR_HEADER)
-    ]
+    headers = request.headers
+    sent = [headers.get(sessions.OPERATOR_HEADER, "").strip()]
+    if headers.get("authorization"):
+        sent.append(secret(headers["authorization"], None))
     digests = [access.hash_key(token) for token in sent if sessions.is_session(token)]
     ended = await relay_of(request).store.write(sessions.end, digests) if digests else 0
     return _private(ok({"ended": ended}))

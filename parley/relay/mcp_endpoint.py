@@ -83,7 +83,7 @@ class McpEndpoint:
         except RelayError as exc:
             await error(exc)(scope, receive, send)
             return
-        await self.handler(scope, _replay(body), send)
+        await self.handler(scope, _replay(body, receive), send)
 
 
 def _is_tool_call(body: bytes) -> bool:
@@ -95,15 +95,16 @@ def _is_tool_call(body: bytes) -> bool:
     return isinstance(message, dict) and message.get("method") == "tools/call"
 
 
-def _replay(body: bytes) -> Receive:
-    """The request body, read once at the door, handed on to MCP."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The request body, read once at the door, handed on to MCP; then the connection's own messages (its
+    disconnect when it comes)."""
     sent = False
 
-    async def receive() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return replayed

@@ -213,5 +213,18 @@ class CreateKey(Body):
     human: bool = False
 
 
+#: A key, the admin token or a name as the dashboard's sign-in sends it.
+Credential = Annotated[str, Field(max_length=limits.MAX_REFERENCE_CHARS)]
+
+
+class SignIn(Body):
+    key: Credential = ""
+    name: Credential = ""
+
+
+class AdminSignIn(Body):
+    token: Credential = ""
+
+
 class Revoke(Body):
     target: Annotated[str, Field(min_length=1, max_length=limits.MAX_REFERENCE_CHARS)]

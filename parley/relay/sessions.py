@@ -10,10 +10,9 @@ exchanged for a short-lived operator session (ended too when the admin token cha
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from parley.relay.store.base import Tx
 
@@ -25,13 +24,10 @@ LIFETIMES: dict[Kind, float] = {"person": 12 * 3600.0, "operator": 30 * 60.0}
 OPERATOR_HEADER = "x-operator-session"
 
 
-@dataclasses.dataclass(frozen=True)
-class Session:
-    kind: Kind
+class Session(NamedTuple):
     #: The hash of the key a person signed in with, or of the admin token an operator gave.
     key_hash: str
     agent_name: str | None
-    expires_at: float
 
 
 def is_session(secret: str) -> bool:
@@ -63,13 +59,12 @@ async def start(tx: Tx, digest: str, kind: Kind, key_hash: str, agent_name: str 
 async def find(tx: Tx, digest: str, kind: Kind) -> Session | None:
     """The live session with this token hash, if any."""
     row = await tx.one(
-        "SELECT key_hash, agent_name, expires_at FROM sessions WHERE token_hash = :digest AND kind = :kind"
-        " AND expires_at > :now",
+        "SELECT key_hash, agent_name FROM sessions WHERE token_hash = :digest AND kind = :kind AND expires_at > :now",
         digest=digest,
         kind=kind,
         now=time.time(),
     )
-    return Session(kind, row["key_hash"], row["agent_name"], row["expires_at"]) if row is not None else None
+    return Session(row["key_hash"], row["agent_name"]) if row is not None else None
 
 
 async def end(tx: Tx, digests: list[str]) -> int:

@@ -80,12 +80,6 @@ class Keyring:
             self._refresh()
             return self._keys, self._everywhere
 
-    def channels(self) -> set[str]:
-        """The channels this keyring holds keys for."""
-        with self._lock:
-            self._refresh()
-            return set(self._keys)
-
     def current(self, channel: str) -> bytes | None:
         """The key new messages in ``channel`` are sealed with, if this keyring holds one."""
         with self._lock:

@@ -191,11 +191,18 @@ class Sealer:
     def _opened(self, response: Response) -> Response:
         if not response.headers.get("content-type", "").startswith("application/json"):
             return response
-        if b'"sealed"' not in response.body and not self.keyring.channels():
+        if b'"sealed"' not in response.body and not self._holds_keys():
             return response
         document = json.loads(response.body)
         self.open_all(document.get("data"))
         return dataclasses.replace(response, body=json.dumps(document).encode())
+
+    def _holds_keys(self) -> bool:
+        """Whether this keyring holds any channel's key (a damaged one: yes, and ``open_all`` says so)."""
+        try:
+            return bool(self.keyring.snapshot()[0])
+        except SealError:
+            return True
 
     def open_all(self, data: Any) -> None:
         """Open, in place, every sealed message in an answer's data (messages, pages, boards, mentions), and
@@ -205,12 +212,12 @@ class Sealer:
         sealed_channels: set[str] = set()
         _walk(data, found, messages, sealed_channels)
         try:
-            sealed_channels |= self.keyring.channels()
             keys = self.keyring.snapshot()
         except SealError as exc:  # a damaged keyring: every sealed message says so, nothing is lost
             for message in found:
                 _shut(message, exc)
             return
+        sealed_channels |= keys[0].keys()  # and every channel this keyring holds a key for
         for message in messages:
             if message.get("sealed") is not None or message.get("channel") in sealed_channels:
                 _shut(message, _UNSEALED)

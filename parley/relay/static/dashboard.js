@@ -84,23 +84,28 @@ function when(iso) {
 function signedOut(reason) {
   sessionStorage.removeItem(SESSION);
   state.operator = null;
+  state.channel = null; // the next sign-in opens its own
   if (state.stream) state.stream.abort();
   document.body.dataset.state = "signed-out";
   if (reason) $("signin-error").textContent = reason;
 }
 
-async function signIn(event) {
-  event.preventDefault();
-  const body = { key: $("signin-key").value, name: $("signin-name").value };
-  const response = await fetch("/app/session", {
+async function trade(path, body) {
+  // A key or the admin token, sent once and never kept, for a session: { ok, answer }.
+  const response = await fetch(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
     credentials: "omit",
   });
-  const answer = await response.json().catch(() => ({}));
+  return { ok: response.ok, answer: await response.json().catch(() => ({})) };
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const { ok, answer } = await trade("/app/session", { key: $("signin-key").value, name: $("signin-name").value });
   $("signin-key").value = "";
-  if (!response.ok) {
+  if (!ok) {
     $("signin-error").textContent = answer.error ? answer.error.message : "That key is not valid here.";
     return;
   }
@@ -118,15 +123,9 @@ async function signOut(event) {
 
 async function useAdminToken(event) {
   event.preventDefault();
-  const response = await fetch("/app/admin", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token: $("admin-token").value }),
-    credentials: "omit",
-  });
+  const { ok, answer } = await trade("/app/admin", { token: $("admin-token").value });
   $("admin-token").value = ""; // the token itself is never kept
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) return notice("That admin token is not this relay's.", true);
+  if (!ok) return notice("That admin token is not this relay's.", true);
   state.operator = answer.data.session;
   notice("Operator view: signed in for 30 minutes.");
   await operator();
@@ -562,7 +561,7 @@ async function start() {
   $("whoami").textContent = me.name;
   await Promise.all([refreshBoard(), refreshAgents()]);
   const first = state.joining || document.querySelector("#channels .channel")?.dataset.channel;
-  if (first) await openChannel(first);
+  if (first && !state.channel) await openChannel(first); // unless the person already opened one meanwhile
   live();
   if (state.timers) return;
   state.timers = [
