@@ -43,6 +43,20 @@ def config_file() -> Path:
     return Path(os.environ.get("PARLEY_CONFIG") or Path.home() / ".config" / "parley" / "client.json")
 
 
+def config_dir() -> Path:
+    """Where the client's config file lives, and beside it the coding agents' identities."""
+    return config_file().parent
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner reads (0600, its directory 0700), atomically: a reader sees the old or the new."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
 def state_dir() -> Path:
     """Where parley keeps what it must remember between runs (cursors, usage): ``$XDG_STATE_HOME/parley``."""
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "parley"

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from conftest import Relay
 
+#: What is tested here is the client side: one store is enough.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 OTHER_SERVER = {"command": "npx", "args": ["-y", "@acme/other-mcp"]}
 OTHER_HOOK = {"type": "command", "command": "./lint.sh", "timeout": 5}
 
@@ -60,23 +63,26 @@ def _snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _connect(client: str, root: Path, *extra: str, environment: dict[str, str] | None = None) -> str:
+def _connect(client: str, root: Path, *extra: str, relay: Relay | None = None) -> str:
+    """``parley connect`` with the home directory (where identities are kept) inside ``root``; with ``relay``, the
+    agent is made on it with its admin token."""
     command = [sys.executable, "-m", "parley", "connect", client, "--root", str(root), "--home", str(root / "home")]
-    done = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, timeout=60, env=environment or dict(os.environ)
-    )
+    if relay is not None:
+        command += ["--url", relay.url, "--admin-token", relay.admin_token]
+    environment = {**os.environ, "HOME": str(root / "home")}
+    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=60, env=environment)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
 @pytest.mark.parametrize("client", sorted(PREFILLED))
-def test_connect_keeps_what_was_there_and_adds_parley_once(tmp_path: Path, client: str) -> None:
+def test_connect_keeps_what_was_there_and_adds_parley_once(relay: Relay, tmp_path: Path, client: str) -> None:
     _write(tmp_path, PREFILLED[client])
     before = _snapshot(tmp_path)
     _connect(client, tmp_path, "--print")
     assert _snapshot(tmp_path) == before  # --print writes nothing
 
-    _connect(client, tmp_path)
+    _connect(client, tmp_path, relay=relay)
     after = _snapshot(tmp_path)
     for name, content in PREFILLED[client].items():
         if isinstance(content, str):
@@ -87,8 +93,8 @@ def test_connect_keeps_what_was_there_and_adds_parley_once(tmp_path: Path, clien
     assert "-m parley mcp" in text or '"mcp"' in text
     assert "parley hook" in text and "claim_question" in text
 
-    _connect(client, tmp_path)
-    assert _snapshot(tmp_path) == after  # a second run changes nothing
+    _connect(client, tmp_path, relay=relay)
+    assert _snapshot(tmp_path) == after  # a second run changes nothing (the agent it made is kept too)
 
 
 def _contains(found: Any, expected: Any) -> None:
@@ -112,10 +118,10 @@ def _fits(found: Any, expected: Any) -> bool:
     return True
 
 
-def test_claude_code_gets_the_mcp_server_the_wake_hooks_and_the_guide(tmp_path: Path) -> None:
-    _connect("claude-code", tmp_path)
+def test_claude_code_gets_the_mcp_server_the_wake_hooks_and_the_guide(relay: Relay, tmp_path: Path) -> None:
+    _connect("claude-code", tmp_path, relay=relay)
     server = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["parley"]
-    assert (server["command"], server["args"], "env" in server) == ("parley", ["mcp"], False)
+    assert (server["command"], server["args"], "env" in server) == ("parley", ["mcp", "--client", "claude-code"], False)
     # Files meant for git: no secret, and no path of this machine (parley is found on the client's PATH).
     for committed in (tmp_path / ".mcp.json", tmp_path / ".claude" / "settings.json"):
         assert sys.executable not in committed.read_text() and str(Path.home()) not in committed.read_text()
@@ -126,13 +132,17 @@ def test_claude_code_gets_the_mcp_server_the_wake_hooks_and_the_guide(tmp_path: 
     assert (tmp_path / "CLAUDE.md").read_text().count("<!-- parley:start -->") == 1
 
 
-def test_check_says_what_is_configured_and_whether_the_relay_answers(relay: Relay, tmp_path: Path) -> None:
+def test_check_says_what_is_configured_and_which_agent_the_client_acts_as(relay: Relay, tmp_path: Path) -> None:
     alice = relay.agent()
-    environment = {**os.environ, "PARLEY_URL": relay.url, "PARLEY_KEY": alice.key}
+    # A key in the shell is not an identity of the client's own: --check says so, and what is missing.
+    environment = {**os.environ, "PARLEY_URL": relay.url, "PARLEY_KEY": alice.key, "HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "parley", "connect", "cursor", "--root", str(tmp_path), "--check"]
     missing = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=60)
     assert missing.returncode == 1 and "missing" in missing.stdout and "not fully connected" in missing.stderr
-    _connect("cursor", tmp_path, environment=environment)
+    assert "an identity of its own for cursor" in missing.stdout
+    made = _connect("cursor", tmp_path, relay=relay)
+    name = made.split("agent  ")[1].split()[0]
     ready = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=60)
     assert ready.returncode == 0, ready.stdout + ready.stderr
-    assert "missing" not in ready.stdout and f"you are {alice.name}" in ready.stdout
+    assert "missing" not in ready.stdout and f"cursor acts as {name} on {relay.url}" in ready.stdout
+    assert name != alice.name and name.endswith("-cursor")

@@ -96,30 +96,6 @@ def test_readme_vendor_snippet_runs(vendor: str, relay: Relay, monkeypatch: pyte
     assert "Anyone free to review?" in result and result.startswith("<<<parley data ")
 
 
-def test_readme_connect_block_configures_claude_code(relay: Relay, tmp_path: Path) -> None:
-    (block,) = _marked_blocks("connect")
-    key = relay.mint(kind="agent", name="readme-claude")
-    env = {
-        **os.environ,
-        "PARLEY_URL": relay.url,
-        "PARLEY_DATA": str(relay.settings.data_dir),
-        "PARLEY_CONFIG": str(tmp_path / "client.json"),
-    }
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.replace("pa_...", key)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "pa_" in run.stdout  # the invite printed a key
-    assert json.loads((tmp_path / "client.json").read_text())["key"] == key
-    assert "parley" in json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]
-    assert (tmp_path / ".claude" / "settings.json").exists() and (tmp_path / "CLAUDE.md").exists()
-
-
 def test_readme_client_snippet_runs(
     relay: Relay, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import sys
@@ -15,24 +14,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley import env
-from parley.cli.common import CLIError, client, client_config
-from parley.client import ParleyError
-from parley.coding import connect, trouble
+from parley.cli import relay
+from parley.cli.common import CLIError, refused
+from parley.client import Client, ParleyError, calls
+from parley.client.records import Key
+from parley.coding import connect, identity, trouble
 
 
 def cmd_mcp(args: argparse.Namespace) -> None:
     from parley.coding.mcp_server import serve_stdio  # says which extra to install when it is missing
 
-    url, key, name = client_config(args)
+    url, key, name = _acting_as(args)
     asyncio.run(serve_stdio(url, key, name))
+
+
+def _acting_as(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """Flags, else the identity ``parley connect`` made for this client and project, else ``PARLEY_*``."""
+    root = identity.project_root(given=args.root)
+    url, key, name, _ = identity.resolve(args.client, root, args.url, args.key, args.name)
+    if not key:
+        made = (
+            f"no identity for {args.client} in {root} (run 'parley connect {args.client}' there); "
+            if args.client
+            else ""
+        )
+        raise CLIError(f"{made}no key: pass --key or set PARLEY_KEY")
+    return url, key, name
 
 
 def cmd_tail(args: argparse.Namespace) -> None:
     """One line per message meant for me, forever, resuming from its cursor after a restart."""
     from parley.coding.wake import Follower, FollowError  # says which extra to install when it is missing
 
-    url, key, name = client_config(args)
+    url, key, name = _acting_as(args)
 
     async def tail() -> None:
         # SIGTERM ends the loop at its next wait, after the cursor of what was printed is saved.
@@ -59,38 +73,84 @@ def cmd_connect(args: argparse.Namespace) -> None:
             f"parley connect sets up 'parley mcp' and 'parley hook', which need {', '.join(absent)}:"
             " install them with  pip install 'parley-relay[mcp]'"
         )
-    root, home = Path(args.root).expanduser().resolve(), Path(args.home).expanduser()
-    if args.save:
-        _save_client_config(args)
+    home = Path(args.home).expanduser()
+    if args.all == bool(args.client):
+        raise CLIError(f"name one client ({', '.join(connect.CLIENTS)}) or --all")
+    clients = connect.detect(home) if args.all else [args.client]
+    if not clients:
+        raise CLIError(f"found no coding client here (looked for {connect.LOOKED_FOR}); name one")
+    failed = []
+    for name in clients:
+        if args.all:
+            print(f"{name}:")
+        try:
+            _connect(args, name, home)
+        except CLIError as exc:
+            if not args.all:
+                raise
+            print(f"parley: {exc}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        raise CLIError(f"not connected: {', '.join(failed)}")
+
+
+def _connect(args: argparse.Namespace, client_name: str, home: Path) -> None:
+    root = Path(args.root).expanduser().resolve()
+    place = home.resolve() if args.scope == "user" else root  # whose identity: the project's, or the user's
     try:
-        changes = connect.plan(args.client, root=root, home=home, scope=args.scope)
+        changes = connect.plan(client_name, root=root, home=home, scope=args.scope)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from exc
     if args.check:
-        _check_connection(args, changes)
+        _check_connection(args, client_name, changes, root)
         return
     for change in changes:
         state = "unchanged" if not change.changed else ("would write" if args.print else "wrote")
         print(f"{state:>11}  {change.path}  ({change.what})")
         if args.print and change.changed:
             print(change.after)
-    if not args.print:
-        connect.apply(changes)
-        if args.client == "claude-code":
-            print("pushes: start Claude Code with --dangerously-load-development-channels server:parley")
+    if args.print:
+        return
+    connect.apply(changes)
+    try:
+        made = _identity(args, client_name, place)
+    except CLIError as exc:
+        raise CLIError(f"{client_name} is configured, but has no agent yet: {exc} (or pass the agent's --key)") from exc
+    print(f"{'agent':>11}  {made.name}  on {made.url} (its key: {made.path}, 0600)")
+    if client_name == "claude-code":
+        print("pushes: start Claude Code with --dangerously-load-development-channels server:parley")
 
 
-def _save_client_config(args: argparse.Namespace) -> None:
-    url, key, name = client_config(args)
-    path = env.config_file()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    saved = {"url": url, "key": key, **({"name": name} if name else {})}
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        json.dump(saved, out)
-    print(f"      saved  {path}  (relay URL and key, 0600)")
+def _identity(args: argparse.Namespace, client_name: str, place: Path) -> identity.Identity:
+    """The agent this client is in this project: the one it has (still valid on this relay), one made from
+    ``--key``, or a new one minted with the relay's admin token, in the relay's welcome channels."""
+    url = relay.admin_url(args)
+    if args.key:
+        name = args.name or _who(url, args.key, None)
+        return identity.save(client_name, place, url, args.key, name)
+    had = identity.at(client_name, place)
+    if had is not None and had.url == url and _who(url, had.key, had.name, missing_ok=True):
+        return had
+    name = args.name or (
+        had.name if had else identity.suggest_name(client_name, place, user_scope=args.scope == "user")
+    )
+    created: Key = relay.admin(args, calls.create_key(name=name), in_process=False)
+    assert created.secret is not None  # a key just minted carries its secret
+    return identity.save(client_name, place, url, created.secret, name)
 
 
-def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -> None:
+def _who(url: str, key: str, name: str | None, *, missing_ok: bool = False) -> str:
+    """Who ``key`` is on the relay at ``url`` (``""`` when ``missing_ok`` and the relay no longer knows it)."""
+    try:
+        with Client(url, key, name, retries=1) as agent:
+            return agent.me().name
+    except ParleyError as exc:
+        if missing_ok and exc.status == 401:
+            return ""
+        raise refused(exc, url) from exc
+
+
+def _check_connection(args: argparse.Namespace, client_name: str, changes: list[connect.Change], root: Path) -> None:
     ready = True
     for change in changes:
         print(f"{'ok' if not change.changed else 'missing':>7}  {change.path}  ({change.what})")
@@ -99,11 +159,18 @@ def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -
         found = shutil.which("parley")
         print(f"{'ok' if found else 'missing':>7}  parley on PATH ({found or 'install it where the client finds it'})")
         ready = ready and found is not None
+    url, key, name, made = identity.resolve(client_name, root, args.url, args.key, args.name)
+    if made is None:
+        print(f"{'missing':>7}  an identity of its own for {client_name} in {root} (parley connect {client_name})")
+        ready = False
     try:
-        with client(args) as agent:
-            print(f"{'ok':>7}  relay {agent.url} answers: you are {agent.me().name}")
+        if not key:
+            raise CLIError("no key")
+        with Client(url, key, name, retries=1) as agent:
+            source = f"identity {made.path}" if made else "PARLEY_KEY or the config file"
+            print(f"{'ok':>7}  {client_name} acts as {agent.me().name} on {agent.url} ({source})")
     except (CLIError, ParleyError) as exc:
-        print(f"{'failed':>7}  relay: {exc}")
+        print(f"{'failed':>7}  relay {url}: {exc}")
         ready = False
     problems = trouble.recent()
     if problems:
@@ -111,7 +178,7 @@ def _check_connection(args: argparse.Namespace, changes: list[connect.Change]) -
         for line in problems:
             print(f"         {line}")
     if not ready:
-        raise CLIError(f"not fully connected; run 'parley connect {args.client}'")
+        raise CLIError(f"not fully connected; run 'parley connect {client_name}'")
 
 
 def cmd_hook(args: argparse.Namespace) -> None:
@@ -122,10 +189,16 @@ def cmd_hook(args: argparse.Namespace) -> None:
     sys.exit(hooks.main(args.client, args.event))
 
 
+def identity_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--client", choices=connect.CLIENTS, help="act as this client's identity for the project")
+    p.add_argument("--root", help="the project directory (default: the working directory)")
+
+
 def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]) -> None:
     p = commands.add_parser(
         "mcp", help="serve the tools over MCP on stdio", description="an MCP server (stdio) for coding agents"
     )
+    identity_options(p)
     client_options(p)
     p.set_defaults(func=cmd_mcp)
 
@@ -136,6 +209,7 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
     )
     p.add_argument("--me", action="store_true", help="messages meant for me (the default, and the only mode)")
     p.add_argument("--consumer", default="tail", help="a name for this reader's cursor (default: tail)")
+    identity_options(p)
     client_options(p)
     p.set_defaults(func=cmd_tail)
 
@@ -144,13 +218,16 @@ def add(commands: Any, client_options: Callable[[argparse.ArgumentParser], None]
         help="configure a coding agent: MCP server, wake hooks, instructions",
         description="write or merge a client's MCP and hook configuration, keeping what is there",
     )
-    p.add_argument("client", choices=connect.CLIENTS)
+    p.add_argument("client", nargs="?", choices=connect.CLIENTS)
+    p.add_argument("--all", action="store_true", help="every client found on this machine")
     p.add_argument("--scope", choices=("project", "user"), default="project")
     p.add_argument("--root", default=".", help="the project directory (default: here)")
     p.add_argument("--home", default=str(Path.home()), help=argparse.SUPPRESS)
     p.add_argument("--print", action="store_true", help="only show what would be written")
     p.add_argument("--check", action="store_true", help="say what is configured and whether the relay answers")
-    p.add_argument("--save", action="store_true", help="save the relay URL and key for the hooks (0600)")
+    p.add_argument("--save", action="store_true", help=argparse.SUPPRESS)  # identities are always kept now
+    p.add_argument("--admin-token", help="the relay's admin token (default: $PARLEY_ADMIN_TOKEN or the token file)")
+    relay.data_option(p)
     client_options(p)
     p.set_defaults(func=cmd_connect)
 

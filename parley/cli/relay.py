@@ -42,12 +42,27 @@ def admin_url(args: argparse.Namespace) -> str:
     return env.relay_url(args.url, record.recorded_url(settings(args).data_dir))
 
 
-def admin(args: argparse.Namespace, call: calls.Call[Any]) -> Any:
-    """Run an operator's call on the running relay, or (nothing listening, data not held) on the data directory."""
+def admin_token(args: argparse.Namespace) -> str | None:
+    """``--admin-token``, ``PARLEY_ADMIN_TOKEN``, or the token file of the data directory, when readable."""
+    path = settings(args).admin_token_path
+    try:
+        stored = path.read_text().strip() or None
+    except OSError:
+        stored = None
+    return env.admin_token(args.admin_token, stored)
+
+
+def admin(args: argparse.Namespace, call: calls.Call[Any], *, in_process: bool = True) -> Any:
+    """Run an operator's call on the running relay, or (nothing listening, data not held, ``in_process``) on the
+    data directory."""
     found = settings(args)
     url = admin_url(args)
-    stored = found.admin_token_path.read_text().strip() if found.admin_token_path.exists() else None
-    token = env.admin_token(args.admin_token, stored)
+    token = admin_token(args)
+    if not in_process and not token:
+        raise CLIError(
+            f"no admin token for the relay at {url}: none in {found.admin_token_path}, no --admin-token,"
+            " no PARLEY_ADMIN_TOKEN"
+        )
     if token:
         with Client(url, admin_token=token, retries=1, sleep=lambda _: None) as operator:
             try:
@@ -58,6 +73,8 @@ def admin(args: argparse.Namespace, call: calls.Call[Any]) -> Any:
             except ParleyError as exc:
                 where = f"the relay at {url}, with the admin token of {found.data_dir}"
                 raise CLIError(f"{exc} ({where}; --url and --data choose others)") from exc
+    if not in_process:
+        raise CLIError(f"no relay answers at {url}: start it with 'parley up' (or name it with --url)")
     result = asyncio.run(_in_process(found, call))
     where = f"the database {found.database_url}" if found.database_url else f"the data directory {found.data_dir}"
     print(f"note: no relay answered at {url}; used {where} directly", file=sys.stderr)
@@ -190,11 +207,12 @@ def cmd_token(args: argparse.Namespace) -> None:
     print(load_or_create_admin_token(settings(args).admin_token_path))
 
 
+def data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="data directory (default: $PARLEY_DATA or ~/.parley)")
+
+
 def add(commands: Any) -> None:
     """The relay's and the operator's commands, on the parser."""
-
-    def data_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", help="data directory (default: $PARLEY_DATA or ~/.parley)")
 
     def admin_options(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], None]) -> None:
         data_option(p)

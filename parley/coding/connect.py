@@ -3,8 +3,8 @@
 For each client it merges three things: the MCP server (``parley mcp`` over stdio), the hooks that wake the
 agent (``parley hook ...``), and a short section in the agent's instructions file (CLAUDE.md, AGENTS.md,
 GEMINI.md) saying how to behave in the room. Entries that are not parley's stay exactly as they were; parley's
-own are updated in place, so running it twice changes nothing. No secret is written: the commands find the
-relay and key in ``PARLEY_URL``/``PARLEY_KEY``/``PARLEY_NAME`` or in the client config file (``--save`` writes it).
+own are updated in place, so running it twice changes nothing. No secret and no path of one machine is written
+there: the commands name their client, and find the agent it is in this project in ``parley.coding.identity``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,14 @@ SLEEP_SECONDS = 8 * 3600
 #: Follow-up turns Cursor's stop hook may ask for in a row (its ``loop_limit``; the hook checks ``loop_count``
 #: too, for a hand-made configuration).
 CURSOR_LOOP_LIMIT = 10
+#: How each client is recognised on a machine: its command on the PATH, or its folder in the home directory.
+DETECT = {
+    "claude-code": ("claude", ".claude"),
+    "codex": ("codex", ".codex"),
+    "gemini": ("gemini", ".gemini"),
+    "cursor": ("cursor-agent", ".cursor"),
+}
+LOOKED_FOR = ", ".join(f"{command} or ~/{folder}" for command, folder in DETECT.values())
 Update = Callable[[dict[str, Any]], dict[str, Any]]
 _HAND_WRITTEN_TOML = re.compile(r'^\s*\[\s*mcp_servers\s*\.\s*"?parley"?\s*\]', re.MULTILINE)
 MARK_START, MARK_END = "<!-- parley:start -->", "<!-- parley:end -->"
@@ -46,6 +55,14 @@ def command(*args: str, portable: bool = False) -> list[str]:
     """How a client runs parley. In files meant for git (``portable``): ``parley``, found on the PATH, never one
     machine's path; in a user's own files: this interpreter, so it works whatever the client's PATH holds."""
     return ["parley", *args] if portable else [sys.executable, "-m", "parley", *args]
+
+
+def mcp_args(client: str) -> tuple[str, ...]:
+    """``parley mcp`` as ``client`` starts it: naming the client, so the server acts as that client's identity for
+    the project (found from its working directory; Cursor fills in the workspace, as it may start servers
+    elsewhere). Nothing of one machine: the same line serves everyone who clones the project."""
+    root = ("--root", "${workspaceFolder}") if client == "cursor" else ()
+    return ("mcp", "--client", client, *root)
 
 
 @dataclasses.dataclass
@@ -140,15 +157,15 @@ def _with_hooks(wanted: dict[str, dict[str, Any]]) -> Update:
     return update
 
 
-def _codex_toml(path: Path, run: Callable[..., list[str]]) -> Change:
+def _codex_toml(path: Path, server: list[str]) -> Change:
     before = _read(path)
     text = before or ""
     block = "\n".join(
         [
             TOML_START,
             "[mcp_servers.parley]",
-            f"command = {json.dumps(run()[0])}",
-            f"args = {json.dumps(run('mcp')[1:])}",
+            f"command = {json.dumps(server[0])}",
+            f"args = {json.dumps(server[1:])}",
             TOML_END,
             "",
         ]
@@ -173,7 +190,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
     def line(*args: str) -> str:
         return shlex.join(run(*args))
 
-    stdio = {"command": run()[0], "args": run("mcp")[1:]}
+    stdio = {"command": run()[0], "args": run(*mcp_args(client))[1:]}
     if client == "claude-code":
         hooks = {
             "SessionStart": {"type": "command", "command": line("hook", "session-start"), "timeout": 15},
@@ -199,7 +216,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
 
         hooks = {"SessionStart": codex("session-start"), "UserPromptSubmit": codex("prompt"), "Stop": codex("stop")}
         return [
-            _codex_toml(base / "config.toml", run),
+            _codex_toml(base / "config.toml", run(*mcp_args(client))),
             _json_change(base / "hooks.json", "wake hooks", _with_hooks(hooks)),
             _section(home / ".codex" / "AGENTS.md" if user else root / "AGENTS.md"),
         ]
@@ -238,6 +255,11 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
         ]
         return changes if user else [*changes, _section(root / "AGENTS.md")]
     raise ValueError(f"unknown client {client!r}; one of {', '.join(CLIENTS)}")
+
+
+def detect(home: Path) -> list[str]:
+    """The clients this machine has (``parley connect --all``)."""
+    return [c for c, (binary, folder) in DETECT.items() if shutil.which(binary) or (home / folder).is_dir()]
 
 
 def apply(changes: list[Change]) -> None:

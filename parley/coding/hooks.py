@@ -24,7 +24,7 @@ import httpx
 
 from parley import env
 from parley.client.errors import ParleyError
-from parley.coding import trouble
+from parley.coding import identity, trouble
 from parley.coding.connect import CURSOR_LOOP_LIMIT, SLEEP_SECONDS
 from parley.coding.wake import Follower, ForMe, State, tell
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
@@ -41,15 +41,28 @@ HOOK_CONNECT_SECONDS = 3.0
 
 
 class Hook:
-    def __init__(self, client: str, event: str, payload: dict[str, Any], *, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        client: str,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        directory: Path | None = None,
+        acting_as: tuple[str | None, str | None, str | None] = (None, None, None),
+    ) -> None:
         self.client, self.event, self.payload = client, event, payload
+        self.acting_as = acting_as
         session = str(payload.get("session_id") or payload.get("conversation_id") or "default")
         self.consumer = f"{client}-{session}"
         self.directory = directory or env.state_dir()
 
     async def run(self, out: TextIO, err: TextIO, *, sleep_seconds: float = SLEEP_SECONDS) -> int:
         follower = Follower(
-            consumer=self.consumer, directory=self.directory, retries=0, connect_timeout=HOOK_CONNECT_SECONDS
+            *self.acting_as,
+            consumer=self.consumer,
+            directory=self.directory,
+            retries=0,
+            connect_timeout=HOOK_CONNECT_SECONDS,
         )
         try:
             if self.event == "session-start":
@@ -142,6 +155,12 @@ def _newest(pidfile: Path) -> bool:
         return False
 
 
+def project(payload: dict[str, Any]) -> Path:
+    """The directory the session works in: ``cwd`` in the payload (Cursor: its first workspace root)."""
+    roots = payload.get("workspace_roots")
+    return identity.project_root(payload.get("cwd") or (roots[0] if isinstance(roots, list) and roots else None))
+
+
 def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Run one hook; never fail the session (exit 0 on every error, quietly, with why in the trouble log)."""
     try:
@@ -149,9 +168,11 @@ def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sy
         payload = json.loads(raw) if raw.strip() else {}
         if not isinstance(payload, dict):
             raise ValueError("the hook's input is not a JSON object")
-        if not env.client()[1]:
-            raise ValueError(f"no key: set PARLEY_KEY or save one in {env.config_file()} (parley connect --save)")
-        return asyncio.run(Hook(client, event, payload).run(stdout, sys.stderr))
+        url, key, name, _ = identity.resolve(client, project(payload))
+        if not key:
+            raise ValueError(f"no identity for {client} in {project(payload)}: run 'parley connect {client}' there")
+        hook = Hook(client, event, payload, acting_as=(url, key, name))
+        return asyncio.run(hook.run(stdout, sys.stderr))
     except (ParleyError, httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
         trouble.note(f"parley hook {event} --client {client}", exc)
         if client == "gemini" or (event == "stop" and client != "claude-code"):

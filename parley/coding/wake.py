@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,12 +92,8 @@ class State:
             self.mine = [int(i) for i in saved.get("mine", [])][-MY_MESSAGES_KEPT:]
 
     def save(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         saved = {"me": self.me, "cursor": self.cursor, "mine": self.mine[-MY_MESSAGES_KEPT:]}
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            json.dump(saved, out)
-        os.replace(temporary, self.path)
+        env.write_private(self.path, json.dumps(saved))
 
 
 class Follower:
