@@ -50,6 +50,15 @@ DOCUMENTED = {
     ("gemini", "session-start"): ("SessionStart", _CONTEXT),
     ("gemini", "prompt"): ("BeforeAgent", _CONTEXT),
     ("gemini", "stop"): ("AfterAgent", _decision("deny")),
+    ("cursor", "prompt"): (
+        "beforeSubmitPrompt",
+        {
+            "type": "object",
+            "required": ["continue"],
+            "additionalProperties": False,
+            "properties": {"continue": {"const": True}},
+        },
+    ),
     ("cursor", "stop"): (
         "stop",
         {
@@ -154,7 +163,10 @@ def test_a_stop_hook_does_not_ask_again_for_a_turn_a_stop_hook_started(
 
     again = {**first, "loop_count": CURSOR_LOOP_LIMIT} if client == "cursor" else {**first, "stop_hook_active": True}
     assert _answer(client, "stop", _hook(client, "stop", environment, json.dumps(again))) == {}
-    if client != "cursor":  # Cursor has no prompt hook: its next stop hook tells
+    if client == "cursor":  # Cursor's prompt hook lets the prompt go (and marks a person's turn); its next stop tells
+        prompt = json.dumps({**first, "hook_event_name": "beforeSubmitPrompt", "prompt": "go on"})
+        assert _answer(client, "prompt", _hook(client, "prompt", environment, prompt)) == {"continue": True}
+    else:
         prompt = json.dumps(_payload(client, "prompt", session))
         told = _answer(client, "prompt", _hook(client, "prompt", environment, prompt))
         assert "and again" in json.dumps(told)
@@ -205,7 +217,7 @@ def test_a_relay_that_is_down_never_breaks_the_session(tmp_path: Path, client: s
             continue
         done = _hook(client, event, down, json.dumps(_payload(client, event, "s")))
         assert done.returncode == 0 and done.stderr == ""
-        assert done.stdout in ("", "{}")
+        assert done.stdout in ("", "{}", '{"continue": true}')
     garbage = _hook(client, "stop", down, "not json")
     assert garbage.returncode == 0 and garbage.stderr == ""
     # Quiet for the session, not for the person: each failure is a line in the trouble log, which --check shows.

@@ -54,6 +54,13 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _turn(m: Message) -> str:
+    """Written in an automatic turn (``parley.coding.loops``); the hop shown only when it is a number."""
+    turn, hop = m.metadata.get("turn"), m.metadata.get("hop")
+    hop_text = f", hop {hop}" if isinstance(hop, int) and not isinstance(hop, bool) else ""
+    return {"automatic": f" [automatic{hop_text}]", "stopped": " [stopped: hop limit]"}.get(str(turn), "")
+
+
 _FILE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 
 
@@ -61,7 +68,7 @@ def print_messages(messages: list[Message]) -> None:
     for m in messages:
         thread = f" (reply to #{m.parent_message_id})" if m.parent_message_id else ""
         asks = f" [expects reply: {m.expects_reply}]" if m.expects_reply != "none" else ""
-        print(f"#{m.id} {m.created_at} {m.channel} {m.author}{thread}{asks}: {wrap_line(m.content)}")
+        print(f"#{m.id} {m.created_at} {m.channel} {m.author}{thread}{asks}{_turn(m)}: {wrap_line(m.content)}")
         for shared in m.metadata.get("files") or ():
             # A file's id and name are another agent's words: the id only if it is one, the name fenced.
             if isinstance(shared, dict) and _FILE_ID.fullmatch(str(shared.get("id", ""))):

@@ -244,9 +244,12 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
     if client == "cursor":
         base = home / ".cursor" if user else root / ".cursor"
         stop = {"command": line("hook", "stop", "--client", "cursor"), "loop_limit": CURSOR_LOOP_LIMIT}
+        # A prompt a person submits: what the agent writes next is not an automatic turn (parley.coding.loops).
+        prompt = {"command": line("hook", "prompt", "--client", "cursor")}
 
         def cursor_hooks(config: dict[str, Any]) -> dict[str, Any]:
-            hooks = merge_hooks(dict(config.get("hooks") or {}), {"stop": stop}, grouped=False)
+            wanted = {"beforeSubmitPrompt": prompt, "stop": stop}
+            hooks = merge_hooks(dict(config.get("hooks") or {}), wanted, grouped=False)
             return {**config, "version": config.get("version", 1), "hooks": hooks}
 
         changes = [

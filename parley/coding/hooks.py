@@ -24,7 +24,7 @@ import httpx
 
 from parley import env
 from parley.client.errors import ParleyError
-from parley.coding import identity, trouble
+from parley.coding import identity, loops, trouble
 from parley.coding.connect import CURSOR_LOOP_LIMIT, SLEEP_SECONDS
 from parley.coding.wake import Follower, ForMe, State, tell
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS, DM_PREFIX
@@ -34,7 +34,7 @@ EVENT_NAMES = {
     "claude-code": {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"},
     "codex": {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"},
     "gemini": {"session-start": "SessionStart", "prompt": "BeforeAgent", "stop": "AfterAgent"},
-    "cursor": {"stop": "stop"},
+    "cursor": {"prompt": "beforeSubmitPrompt", "stop": "stop"},
 }
 #: A hook never holds up its session: a relay that does not connect within this is away (and not retried).
 HOOK_CONNECT_SECONDS = 3.0
@@ -64,16 +64,24 @@ class Hook:
             retries=0,
             connect_timeout=HOOK_CONNECT_SECONDS,
         )
+        turns = loops.Turns(follower.identity, self.directory)
         try:
-            if self.event == "session-start":
-                return self._context(out, await self._waiting(follower))
-            if self.event == "prompt":
-                return self._context(out, await self._since_last_turn(follower))
+            if self.event in ("session-start", "prompt"):
+                turns.by_person()  # what the agent writes now, a person asked for
+                if self.client == "cursor":
+                    out.write(json.dumps({"continue": True}))  # Cursor's beforeSubmitPrompt: let the prompt go
+                    return 0
+                if self.event == "session-start":
+                    return self._context(out, await self._waiting(follower))
+                return self._context(out, tell(await self._since_last_turn(follower)))
             if self.client == "claude-code":
-                return await self._sleep(follower, err, sleep_seconds)
+                return await self._sleep(follower, turns, err, sleep_seconds)
             if self._continuing():
                 return self._continue(out, "")  # the next prompt's hook tells what arrived meanwhile
-            return self._continue(out, await self._since_last_turn(follower))
+            waking = await loops.hold(follower, turns, await self._since_last_turn(follower))
+            if waking:
+                turns.woken_by([item.message for item in waking])
+            return self._continue(out, tell(waking))
         finally:
             await follower.aclose()
 
@@ -93,11 +101,11 @@ class Hook:
         lines += [f"parley: {c.unread} unread in your DM {c.channel} (read it with read_messages)." for c in dms]
         return "\n\n".join(lines)
 
-    async def _since_last_turn(self, follower: Follower) -> str:
+    async def _since_last_turn(self, follower: Follower) -> list[ForMe]:
         await follower.start()
         found = await follower.poll(wait=0)
         follower.commit()
-        return tell(found)
+        return found
 
     def _context(self, out: TextIO, text: str) -> int:
         name = EVENT_NAMES[self.client].get(self.event)
@@ -128,7 +136,7 @@ class Hook:
 
     # -- Claude Code's sleeper -------------------------------------------------------------------------
 
-    async def _sleep(self, follower: Follower, err: TextIO, sleep_seconds: float) -> int:
+    async def _sleep(self, follower: Follower, turns: loops.Turns, err: TextIO, sleep_seconds: float) -> int:
         """Wait on the relay; exit 2 with the message on stderr (which wakes the session) when one arrives."""
         pidfile = self.directory / "wake" / f"sleeper-{self.consumer}.pid"
         pidfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -140,9 +148,10 @@ class Hook:
             if not _newest(pidfile):
                 return 0  # a newer turn has its own sleeper
             told = State(follower.state.path).cursor or 0  # a prompt hook may have told some meanwhile
-            fresh = [item for item in found if item.message.id > told]
+            fresh = await loops.hold(follower, turns, [item for item in found if item.message.id > told])
             if fresh:
                 follower.commit()
+                turns.woken_by([item.message for item in fresh])
                 err.write(tell(fresh) + "\n")
                 return 2
         return 0
@@ -175,7 +184,9 @@ def main(client: str, event: str, stdin: TextIO = sys.stdin, stdout: TextIO = sy
         return asyncio.run(hook.run(stdout, sys.stderr))
     except (ParleyError, httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
         trouble.note(f"parley hook {event} --client {client}", exc)
-        if client == "gemini" or (event == "stop" and client != "claude-code"):
+        if client == "cursor" and event == "prompt":
+            stdout.write(json.dumps({"continue": True}))  # never hold a person's prompt back
+        elif client == "gemini" or (event == "stop" and client != "claude-code"):
             stdout.write("{}")
         return 0
     except KeyboardInterrupt:

@@ -32,8 +32,8 @@ from parley import __version__, env
 from parley.boundary import EXPLAINED
 from parley.client.errors import ParleyError
 from parley.client.retry import backoff
-from parley.coding import trouble
-from parley.coding.wake import Follower
+from parley.coding import loops, trouble
+from parley.coding.wake import Follower, identity_of
 from parley.executors.async_http import AsyncExecutor
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.tool_definitions import load
@@ -55,25 +55,30 @@ def tools() -> list[types.Tool]:
     return [types.Tool.model_validate(tool) for tool in load("mcp")]
 
 
-async def run_tool(executor: AsyncExecutor, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+async def run_tool(
+    executor: AsyncExecutor, name: str, arguments: dict[str, Any] | None, extra: dict[str, Any] | None = None
+) -> types.CallToolResult:
     arguments = dict(arguments or {})
     if name == "wait_for_messages":
         asked = arguments.get("timeout_seconds")
         wait = asked if isinstance(asked, int) and not isinstance(asked, bool) else DEFAULT_MAX_WAIT_SECONDS
         arguments["timeout_seconds"] = max(0, min(wait, DEFAULT_MAX_WAIT_SECONDS))
-    result = await executor.execute_json(name, arguments)
+    result = await executor.execute_json(name, arguments, extra=extra)
     return types.CallToolResult(content=[types.TextContent(type="text", text=result.text)], is_error=not result.ok)
 
 
-def build_server(executor_for: ExecutorFor) -> Server[Any]:
-    """A low-level MCP server whose calls run through ``executor_for(request context)``."""
+def build_server(executor_for: ExecutorFor, agent: str | None = None) -> Server[Any]:
+    """A low-level MCP server whose calls run through ``executor_for(request context)``; for one ``agent`` (its
+    ``identity_of``), what it sends in an automatic turn is marked so (``parley.coding.loops``)."""
     listed = tools()
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=listed)
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await run_tool(executor_for(ctx), params.name, params.arguments)
+        # The hooks, in other processes, say which turn is running: read it at each send.
+        mark = loops.Turns(agent).mark() if agent is not None and params.name == "send_message" else None
+        return await run_tool(executor_for(ctx), params.name, params.arguments, {"metadata": mark} if mark else None)
 
     return Server(
         "parley",
@@ -99,8 +104,10 @@ class _ChannelNotification(BaseModel):
 
 async def serve_stdio(url: str | None = None, key: str | None = None, name: str | None = None) -> None:
     """Serve the tools on stdin/stdout until the client goes; push what is meant for the agent meanwhile."""
-    executor = AsyncExecutor(env.relay_url(url), env.require_key(key), env.agent_name(name), client=httpx.AsyncClient())
-    server = build_server(lambda ctx: executor)
+    url, key, name = env.relay_url(url), env.require_key(key), env.agent_name(name)
+    executor = AsyncExecutor(url, key, name, client=httpx.AsyncClient())
+    agent = identity_of(key, name)
+    server = build_server(lambda ctx: executor, agent)
     connected = anyio.Event()
     sessions: list[Any] = []
 
@@ -112,7 +119,7 @@ async def serve_stdio(url: str | None = None, key: str | None = None, name: str 
 
     async def push() -> None:
         await connected.wait()
-        await follow_and_push(Follower(url, key, name, consumer="mcp"), sessions[0].send_notification)
+        await follow_and_push(Follower(url, key, name, consumer="mcp"), sessions[0].send_notification, agent)
 
     options = server.create_initialization_options(experimental_capabilities={CHANNEL_CAPABILITY: {}})
     async with anyio.create_task_group() as tasks:
@@ -124,13 +131,18 @@ async def serve_stdio(url: str | None = None, key: str | None = None, name: str 
     await executor.client.aclose()
 
 
-async def follow_and_push(follower: Follower, send: Callable[[Any], Awaitable[None]]) -> None:
-    """Push each message meant for the agent once; a relay that is away is waited for, never fatal."""
+async def follow_and_push(follower: Follower, send: Callable[[Any], Awaitable[None]], agent: str) -> None:
+    """Push each message meant for the agent once (a push starts an automatic turn; what reached the hop limit is
+    not pushed); a relay that is away is waited for, never fatal."""
     failures = 0
     while True:
         try:
             async for found in follower.follow(DEFAULT_MAX_WAIT_SECONDS):
-                for item in found:
+                turns = loops.Turns(agent)
+                waking = await loops.hold(follower, turns, found)
+                if waking:
+                    turns.woken_by([item.message for item in waking])
+                for item in waking:
                     await send(_ChannelNotification(params=_ChannelParams(content=item.instruction(), meta=item.meta)))
                 failures = 0
         except (ParleyError, KeyError, ValueError) as exc:

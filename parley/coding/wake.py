@@ -77,6 +77,11 @@ def tell(found: list[ForMe]) -> str:
     return "\n\n".join(item.instruction() for item in found)
 
 
+def identity_of(key: str, name: str | None) -> str:
+    """What names an agent's state files: its key and name, hashed (never the key itself)."""
+    return hashlib.sha256(f"{key}\0{name or ''}".encode()).hexdigest()[:16]
+
+
 class State:
     """A consumer's cursor, who I am, and my recent message ids, in a 0600 JSON file (written atomically)."""
 
@@ -120,9 +125,9 @@ class Follower:
         )
         self.consumer = consumer
         # One state file per identity (key and name, hashed: never the key itself) and consumer.
-        identity = hashlib.sha256(f"{found_key}\0{found_name or ''}".encode()).hexdigest()[:16]
+        self.identity = identity_of(found_key, found_name)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in consumer)[:80]
-        self.state = State((directory or env.state_dir()) / "wake" / f"{identity}--{safe}.json")
+        self.state = State((directory or env.state_dir()) / "wake" / f"{self.identity}--{safe}.json")
 
     @property
     def me(self) -> str:

@@ -209,6 +209,15 @@ async function refreshAgents() {
 
 // -- a channel ------------------------------------------------------------------------------------------------
 
+// Written in a turn a hook or push started, not one a person asked for (parley.coding.loops).
+function automaticTurn(m) {
+  const turn = m.metadata && m.metadata.turn;
+  const hop = m.metadata && Number.isInteger(m.metadata.hop) ? m.metadata.hop : null;
+  if (turn === "automatic") return hop === null ? "automatic" : `automatic · hop ${hop}`;
+  if (turn === "stopped") return "stopped: hop limit";
+  return "";
+}
+
 function messageRow(m, compact) {
   const row = el("article", "", "message");
   row.dataset.id = m.id;
@@ -217,6 +226,8 @@ function messageRow(m, compact) {
   const head = el("header");
   head.append(el("span", m.author, "author"), el("time", when(m.created_at)));
   if (compact) head.append(el("span", `#${m.channel}`, "where"));
+  const turn = automaticTurn(m);
+  if (turn) head.append(el("span", turn, "tag automatic"));
   row.append(head, el("p", m.content, "content"));
   const files = (m.metadata && m.metadata.files) || [];
   for (const f of files) {
