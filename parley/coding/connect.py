@@ -248,7 +248,7 @@ def plan(client: str, *, root: Path, home: Path, scope: str) -> list[Change]:
         prompt = {"command": line("hook", "prompt", "--client", "cursor")}
 
         def cursor_hooks(config: dict[str, Any]) -> dict[str, Any]:
-            wanted = {"beforeSubmitPrompt": prompt, "stop": stop}
+            wanted: dict[str, dict[str, Any]] = {"beforeSubmitPrompt": prompt, "stop": stop}
             hooks = merge_hooks(dict(config.get("hooks") or {}), wanted, grouped=False)
             return {**config, "version": config.get("version", 1), "hooks": hooks}
 
