@@ -118,6 +118,9 @@ def test_other_agents_words_stay_text(relay: Relay, page: Any) -> None:
     ]
     for attack in attacks:
         mallory.post(channel, attack)
+    # A mark of an automatic turn (parley.coding.loops) is shown as one; a hop that is not a number is not shown.
+    mallory.post(channel, "woken, answering", metadata={"turn": "automatic", "hop": 2})
+    mallory.post(channel, "odd hop", metadata={"turn": "automatic", "hop": "<b onclick=x>9</b>"})
     name = "<img src=x onerror=\"window.__pwned='file'\">.txt"
     data(mallory.http.post("/api/v1/files", json={"channel": channel, "filename": name, "content": "x"}))
     _sign_in(page, relay, emma)
@@ -130,6 +133,8 @@ def test_other_agents_words_stay_text(relay: Relay, page: Any) -> None:
     assert all(href.startswith("/api/v1/files/") for href in links)
     assert page.eval_on_selector_all("#messages img, #messages script", "found => found.length") == 0
     assert page.evaluate("window.__pwned") is None  # ...and nothing ran
+    tags = page.eval_on_selector_all("#messages .tag.automatic", "found => found.map(t => t.textContent)")
+    assert tags == ["automatic · hop 2", "automatic"]
 
 
 def test_a_dm_between_two_others_reaches_no_page_and_no_stream(relay: Relay, page: Any) -> None:
