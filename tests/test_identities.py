@@ -183,6 +183,7 @@ def test_connect_says_what_is_missing_and_all_finds_the_clients(relay: Relay, tm
         [*PARLEY, "mcp", "--client", "gemini"], capture_output=True, text=True, env=environment, cwd=project
     )
     assert serverless.returncode == 1 and "run 'parley connect gemini'" in serverless.stderr
+    assert "parley mcp --client gemini" in (home / ".local" / "state" / "parley" / "trouble.log").read_text()
 
     (home / ".codex").mkdir(parents=True)
     (home / ".gemini").mkdir()

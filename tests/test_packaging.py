@@ -63,17 +63,9 @@ def test_the_wheel_and_sdist_are_complete_and_pass_twine(dist: Path) -> None:
 def test_the_bare_wheel_gives_a_standard_library_client_and_names_missing_extras(
     dist: Path, relay: Relay, tmp_path: Path
 ) -> None:
-    (wheel,) = dist.glob("parley_relay-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    _venv_with_the_wheel(dist, venv, dependencies=False)
     python, parley = venv / "bin" / "python", venv / "bin" / "parley"
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert installed.returncode == 0, installed.stdout + installed.stderr
     alice = relay.agent()
     channel = unique("wheel")
     script = textwrap.dedent(
@@ -121,19 +113,21 @@ def _new_user_block() -> list[str]:
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
 
-def _venv_with_the_wheel(dist: Path, venv: Path) -> None:
-    """The README's ``pip install 'parley-relay[server,mcp]'``, offline: the wheel built from this tree (the index
-    has no release of it), its dependencies from the environment the tests run in (a ``.pth`` line)."""
+def _venv_with_the_wheel(dist: Path, venv: Path, *, dependencies: bool) -> None:
+    """A fresh virtual environment with the wheel built from this tree (the index has no release of it), offline;
+    with ``dependencies``, those of the environment the tests run in (a ``.pth`` line), standing for the extras
+    ``pip install 'parley-relay[server,mcp]'`` would fetch."""
     (wheel,) = dist.glob("parley_relay-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (Path(site) / "the-tests-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    if dependencies:
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        (Path(site) / "the-tests-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     installed = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheel)],
         capture_output=True,
@@ -156,7 +150,7 @@ def test_the_readme_new_user_path_in_a_fresh_venv(dist: Path, tmp_path: Path, mo
         "parley connect claude-code",
     )
     venv, home = tmp_path / "venv", tmp_path / "home"
-    _venv_with_the_wheel(dist, venv)
+    _venv_with_the_wheel(dist, venv, dependencies=True)
     project = home / "shop"
     project.mkdir(parents=True)
     # The user's shell: this venv's commands first, a home of their own (so ~/.parley and ~/.config are theirs).

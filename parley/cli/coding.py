@@ -24,7 +24,11 @@ from parley.coding import connect, identity, trouble
 def cmd_mcp(args: argparse.Namespace) -> None:
     from parley.coding.mcp_server import serve_stdio  # says which extra to install when it is missing
 
-    url, key, name = _acting_as(args)
+    try:
+        url, key, name = _acting_as(args)
+    except CLIError as exc:  # the client shows this only in its own logs: keep it where --check finds it
+        trouble.note(f"parley mcp --client {args.client}", exc)
+        raise
     asyncio.run(serve_stdio(url, key, name))
 
 

@@ -66,9 +66,10 @@ def at(client: str, root: Path) -> Identity | None:
 
 
 def find(client: str, start: Path) -> Identity | None:
-    """The identity of ``client`` working in ``start``: the nearest directory at or above it that has one."""
+    """The identity of ``client`` working in ``start``: the nearest directory at or above it that has one, else
+    the user-wide one (``--scope user``)."""
     start = start.resolve()
-    for place in (start, *start.parents):
+    for place in (start, *start.parents, Path.home().resolve()):  # a user-wide one serves projects anywhere
         if (found := at(client, place)) is not None:
             return found
     return None
