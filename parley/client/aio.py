@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import ParamSpec, TypeVar
 
 from parley.extras import missing
 
@@ -18,6 +18,7 @@ from parley.client import calls
 from parley.client import records as r
 from parley.client.errors import ParleyError
 from parley.client.follow import Follow
+from parley.client.methods import Methods
 from parley.client.transport import Response, TransportError
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.sealed.keyring import Keyring, link_for, take_link
@@ -28,13 +29,6 @@ P = ParamSpec("P")
 
 #: Seconds to connect to the relay (a relay that is up answers in milliseconds; one that is away, never).
 CONNECT_TIMEOUT = 10.0
-
-
-def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.call(build(*args, **kwargs))
-
-    return calls.like(build, method)
 
 
 async def drive(
@@ -69,7 +63,7 @@ async def drive(
         return result
 
 
-class AsyncClient:
+class AsyncClient(Methods):
     def __init__(
         self,
         url: str | None = None,
@@ -110,30 +104,6 @@ class AsyncClient:
         """Keep the key a join link carries, and join its channel (``rotate``: take a key other than the one
         held, see ``take_link``)."""
         return await self.join(take_link(self.sealer.keyring, link, rotate=rotate))
-
-    me = _method(calls.me)
-    board = _method(calls.board)
-    channels = _method(calls.channels)
-    join = _method(calls.join)
-    leave = _method(calls.leave)
-    add_member = _method(calls.add_member)
-    agents = _method(calls.agents)
-    post = _method(calls.post)
-    dm = _method(calls.dm)
-    read = _method(calls.read)
-    events = _method(calls.events)
-    claim = _method(calls.claim)
-    release = _method(calls.release)
-    mentions = _method(calls.mentions)
-    mark_mentions_read = _method(calls.mark_mentions_read)
-    search = _method(calls.search)
-    upload = _method(calls.upload)
-    download = _method(calls.download)
-    create_key = _method(calls.create_key)
-    list_keys = _method(calls.list_keys)
-    revoke = _method(calls.revoke)
-    archive = _method(calls.archive)
-    stats = _method(calls.stats)
 
     async def follow(
         self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS

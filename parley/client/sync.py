@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from parley import env
 from parley.client import calls
 from parley.client import records as r
 from parley.client.errors import ParleyError, RelayUnreachable
 from parley.client.follow import Follow
+from parley.client.methods import Methods
 from parley.client.transport import KeepAliveTransport, Transport
 from parley.limits import DEFAULT_MAX_WAIT_SECONDS
 from parley.sealed.keyring import Keyring, link_for, take_link
@@ -31,16 +32,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[Client, P], T]:
-    """A method from a call builder: the builder's own signature and docstring, run by the client."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self.call(build(*args, **kwargs))
-
-    return calls.like(build, method)
-
-
-class Client:
+class Client(Methods):
     def __init__(
         self,
         url: str | None = None,
@@ -82,31 +74,6 @@ class Client:
         """Keep the key a join link carries, and join its channel (``rotate``: take a key other than the one
         held, see ``take_link``)."""
         return self.join(take_link(self.sealer.keyring, link, rotate=rotate))
-
-    me = _method(calls.me)
-    board = _method(calls.board)
-    channels = _method(calls.channels)
-    join = _method(calls.join)
-    leave = _method(calls.leave)
-    add_member = _method(calls.add_member)
-    agents = _method(calls.agents)
-    post = _method(calls.post)
-    dm = _method(calls.dm)
-    read = _method(calls.read)
-    events = _method(calls.events)
-    claim = _method(calls.claim)
-    release = _method(calls.release)
-    mentions = _method(calls.mentions)
-    mark_mentions_read = _method(calls.mark_mentions_read)
-    search = _method(calls.search)
-    upload = _method(calls.upload)
-    download = _method(calls.download)
-    # the operator's (admin_token=...)
-    create_key = _method(calls.create_key)
-    list_keys = _method(calls.list_keys)
-    revoke = _method(calls.revoke)
-    archive = _method(calls.archive)
-    stats = _method(calls.stats)
 
     def follow(self, since: int | None = None, *, wait: float = DEFAULT_MAX_WAIT_SECONDS) -> Iterator[r.Message]:
         """Every message for you, forever, from ``since`` (default: now). A relay that restarts or is busy is
