@@ -184,6 +184,15 @@ def test_up_names_its_data_in_every_hint_and_says_a_busy_port_in_one_line(tmp_pa
         key = minted.stdout.split("\n\n")[1].strip()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as alice:
             assert data(alice.get("/api/v1/me"))["name"] == "alice"
+        # The coding-agent hint, run as printed in a project, makes that project's agent on this relay.
+        hint = next(line for line in banner.splitlines() if line.startswith("coding agents:"))
+        command = hint.removeprefix("coding agents: in a project,").split("  (")[0].split()
+        project = tmp_path / "shop"
+        project.mkdir()
+        home = {**env, "HOME": str(tmp_path / "home")}
+        run = [sys.executable, "-m", *command]
+        connected = subprocess.run(run, capture_output=True, text=True, env=home, timeout=60, cwd=project)
+        assert connected.returncode == 0 and "-shop-claude  on http://127.0.0.1:" in connected.stdout, connected
     finally:
         relay.terminate()
         relay.wait(timeout=30)

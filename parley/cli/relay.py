@@ -163,6 +163,7 @@ def cmd_up(args: argparse.Namespace, *, quiet: bool = False) -> None:
         print(
             f"parley {__version__} relay on {url}  (data in {found.data_dir})\n"
             f"admin token: {token}  (kept in {found.admin_token_path}; 'parley token{data}' prints it)\n"
+            f"coding agents: in a project, parley connect claude-code{data}   (or codex, gemini, cursor, --all)\n"
             f"mint a key:  parley invite --name alice{data}      or  parley key create --machine laptop{data}\n"
             f"try it:      curl -s {url}/\n"
             f'             curl -s {url}/api/v1/board -H "Authorization: Bearer <key from parley invite>"\n',
