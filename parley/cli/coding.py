@@ -37,12 +37,8 @@ def _acting_as(args: argparse.Namespace) -> tuple[str, str, str | None]:
     root = identity.project_root(given=args.root)
     url, key, name, _ = identity.resolve(args.client, root, args.url, args.key, args.name)
     if not key:
-        made = (
-            f"no identity for {args.client} in {root} (run 'parley connect {args.client}' there); "
-            if args.client
-            else ""
-        )
-        raise CLIError(f"{made}no key: pass --key or set PARLEY_KEY")
+        hint = f"run 'parley connect {args.client}' in {root}, or " if args.client else ""
+        raise CLIError(f"no identity and no key: {hint}pass --key or set PARLEY_KEY")
     return url, key, name
 
 

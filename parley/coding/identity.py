@@ -88,7 +88,7 @@ def save(client: str, root: Path, url: str, key: str, name: str) -> Identity:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def suggest_name(client: str, root: Path, *, user_scope: bool = False) -> str:
