@@ -19,12 +19,12 @@ import dataclasses
 import datetime
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from parley import env
 from parley.agents.brain import Brain, ModelUnavailable, Turn
 from parley.boundary import EXPLAINED, wrap
 from parley.client import Client, ParleyError
@@ -245,12 +245,8 @@ class AgentRunner:
     def _save_usage(self) -> None:
         if self.state_file is None:
             return
-        self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.state_file.with_suffix(".tmp")
         saved = {"day": self.usage.day.isoformat(), "tokens": self.usage.tokens, "calls": self.usage.calls}
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            json.dump(saved, out)
-        os.replace(temporary, self.state_file)
+        env.write_private(self.state_file, json.dumps(saved))
 
     def _roll_day(self) -> None:
         if self.today() != self.usage.day:

@@ -42,7 +42,7 @@ def hop_limit() -> int:
 def hop(message: r.Message) -> int:
     """How many automatic turns in a row wrote this message (0: a person's, or not a woken agent's)."""
     meta = message.metadata
-    found = meta.get("hop") if meta.get("turn") in ("automatic", "stopped") else 0
+    found = meta.get("hop") if meta.get("turn") == "automatic" else 0
     return found if isinstance(found, int) and not isinstance(found, bool) and found >= 0 else 0
 
 
